@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: Odoo 18 from ../shared/vendor, a venv with its
+# requirements, PostgreSQL 15 started with a superuser role for the current OS user.
+# Everything lands in $BJ_HOME (default ~/.cache/bj_api_sync) so a second run is instant.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+: "${BJ_HOME:=$HOME/.cache/bj_api_sync}"
+: "${ODOO_VENDOR:=$here/../shared/vendor}"
+tarball=$(ls "$ODOO_VENDOR"/odoo-18.0-*.tar.xz | head -n1)
+mkdir -p "$BJ_HOME"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. Odoo source
+if [ ! -f "$BJ_HOME/odoo-18.0/odoo-bin" ]; then
+  log "unpacking $(basename "$tarball")"
+  tar -xJf "$tarball" -C "$BJ_HOME"
+fi
+ODOO_SRC="$BJ_HOME/odoo-18.0"
+
+# 2. System packages (PostgreSQL server is preinstalled on these machines, but not everywhere)
+need_apt=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# 3. Python venv
+venv="$BJ_HOME/venv"
+if [ ! -f "$venv/.bj_ready" ]; then
+  log "creating venv and installing Odoo requirements (about 5 minutes)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip 'setuptools<70' wheel
+  sed -e 's/^psycopg2==.*/psycopg2-binary==2.9.9/' \
+      -e '/^python-ldap/d' \
+      -e 's/^cbor2==5.4.2.*/cbor2==5.6.2/' \
+      "$ODOO_SRC/requirements.txt" > "$BJ_HOME/requirements-odoo.txt"
+  "$venv/bin/pip" install -q --no-build-isolation -r "$BJ_HOME/requirements-odoo.txt"
+  "$venv/bin/pip" install -q --no-deps -e "$ODOO_SRC"
+  touch "$venv/.bj_ready"
+fi
+if [ ! -f "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)" ]; then
+  log "installing module and test requirements"
+  "$venv/bin/pip" install -q -r "$here/requirements.txt" -r "$here/requirements-dev.txt"
+  rm -f "$venv"/.bj_extra_*
+  touch "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)"
+fi
+
+# 4. Addons path: the checkout may have any name, Odoo needs it as bj_api_sync
+mkdir -p "$BJ_HOME/addons"
+ln -sfn "$here" "$BJ_HOME/addons/bj_api_sync"
+
+# 5. PostgreSQL
+if ! pg_isready -q 2>/dev/null; then
+  ver=$(ls /usr/lib/postgresql | sort -n | tail -n1)
+  if ! pg_lsclusters -h | grep -q "^$ver main"; then pg_createcluster "$ver" main >/dev/null; fi
+  log "starting PostgreSQL $ver"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  for _ in $(seq 30); do pg_isready -q && break; sleep 1; done
+fi
+me=$(id -un)
+if ! su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='$me'\"" | grep -q 1; then
+  su postgres -c "createuser -s $me"
+fi
+
+cat > "$BJ_HOME/env.sh" <<ENV
+export BJ_HOME="$BJ_HOME"
+export ODOO_SRC="$ODOO_SRC"
+export PATH="$venv/bin:\$PATH"
+export BJ_ADDONS_PATH="$ODOO_SRC/addons,$ODOO_SRC/odoo/addons,$BJ_HOME/addons"
+ENV
+log "ready: source $BJ_HOME/env.sh"

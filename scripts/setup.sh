@@ -30,18 +30,18 @@ venv="$BJ_HOME/venv"
 if [ ! -f "$venv/.bj_ready" ]; then
   log "creating venv and installing Odoo requirements (about 5 minutes)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip 'setuptools<70' wheel
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip 'setuptools<70' wheel >>"$BJ_HOME/pip.log" 2>&1 || { tail -n 40 "$BJ_HOME/pip.log"; exit 1; }
   sed -e 's/^psycopg2==.*/psycopg2-binary==2.9.9/' \
       -e '/^python-ldap/d' \
       -e 's/^cbor2==5.4.2.*/cbor2==5.6.2/' \
       "$ODOO_SRC/requirements.txt" > "$BJ_HOME/requirements-odoo.txt"
-  "$venv/bin/pip" install -q --no-build-isolation -r "$BJ_HOME/requirements-odoo.txt"
-  "$venv/bin/pip" install -q --no-deps -e "$ODOO_SRC"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation -r "$BJ_HOME/requirements-odoo.txt" >>"$BJ_HOME/pip.log" 2>&1 || { tail -n 40 "$BJ_HOME/pip.log"; exit 1; }
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ODOO_SRC" >>"$BJ_HOME/pip.log" 2>&1 || { tail -n 40 "$BJ_HOME/pip.log"; exit 1; }
   touch "$venv/.bj_ready"
 fi
 if [ ! -f "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)" ]; then
   log "installing module and test requirements"
-  "$venv/bin/pip" install -q -r "$here/requirements.txt" -r "$here/requirements-dev.txt"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt" -r "$here/requirements-dev.txt" >>"$BJ_HOME/pip.log" 2>&1 || { tail -n 40 "$BJ_HOME/pip.log"; exit 1; }
   rm -f "$venv"/.bj_extra_*
   touch "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)"
 fi

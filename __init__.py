@@ -1,0 +1,4 @@
+from . import lib
+from . import models
+from . import services
+from . import controllers

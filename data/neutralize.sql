@@ -1,0 +1,4 @@
+-- A neutralized copy of a database must never talk to production partners.
+UPDATE bj_api_sync_config
+   SET paused = TRUE
+ WHERE request_type = 'out';

@@ -1,0 +1,501 @@
+import logging
+import re
+from urllib.parse import urlsplit
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools.safe_eval import datetime as safe_datetime
+from odoo.tools.safe_eval import dateutil, safe_eval
+from odoo.tools.safe_eval import time as safe_time
+
+_logger = logging.getLogger(__name__)
+
+ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class BjApiSyncConfig(models.Model):
+    _name = "bj.api.sync.config"
+    _description = "API Configuration"
+    _inherit = ["mail.thread", "mail.activity.mixin", "bj.api.sync.secret.mixin"]
+    _order = "name, id"
+
+    _bj_secret_fields = {
+        "password": "password_encrypted",
+        "bearer_token": "bearer_token_encrypted",
+        "hmac_secret": "hmac_secret_encrypted",
+    }
+
+    # ------------------------------------------------------------------ identity
+    name = fields.Char(required=True, tracking=True, help="Descriptive name of this API configuration.")
+    active = fields.Boolean(
+        default=True,
+        tracking=True,
+        help="Archived configurations serve 404 on their endpoint and never trigger.",
+    )
+    request_type = fields.Selection(
+        [("in", "In"), ("out", "Out")],
+        required=True,
+        tracking=True,
+        help="In: Odoo exposes an endpoint that external systems call. "
+        "Out: Odoo calls the external Request URL.",
+    )
+    http_method_ids = fields.Many2many(
+        "bj.http.method",
+        string="HTTP Methods",
+        help="In: the methods the endpoint accepts. Out: exactly one method used to call the external API "
+        "(GET pulls data into Odoo).",
+    )
+    endpoint = fields.Char(
+        tracking=True,
+        help="Path segment of the inbound endpoint: /bj_api_sync/v1/<endpoint>. "
+        "Letters, digits, '-' and '_' only; unique among inbound configurations.",
+    )
+    url = fields.Char(
+        string="Request URL",
+        tracking=True,
+        help="Full URL of the external API (http or https). May contain {api_key} placeholders "
+        "filled from the record's payload, e.g. https://api.example.com/customers/{customer_id}.",
+    )
+    connect_timeout = fields.Integer(
+        string="Connection Timeout in Seconds",
+        default=5,
+        help="Maximum time to establish the connection to the external API (1-60 s).",
+    )
+    read_timeout = fields.Integer(
+        string="Read Timeout in Seconds",
+        default=15,
+        help="Maximum time to wait for the external API's response (1-300 s).",
+    )
+
+    # ------------------------------------------------------------ authentication
+    auth_type = fields.Selection(
+        [
+            ("none", "No Auth"),
+            ("basic", "Basic Auth"),
+            ("bearer", "Bearer Token"),
+            ("hmac", "HMAC Signature"),
+        ],
+        string="Authorization Type",
+        tracking=True,
+        help="How requests are authenticated. HMAC Signature follows the Standard Webhooks "
+        "specification (webhook-id, webhook-timestamp, webhook-signature headers).",
+    )
+    login = fields.Char(help="User name for Basic Auth.")
+    password = fields.Char(
+        compute="_compute_secret_masks",
+        inverse="_inverse_password",
+        help="Password for Basic Auth. Stored encrypted; never shown again once saved.",
+    )
+    bearer_token = fields.Char(
+        compute="_compute_secret_masks",
+        inverse="_inverse_bearer_token",
+        help="Token for Bearer Token authentication (without the 'Bearer ' prefix; a typed "
+        "prefix is removed). Stored encrypted.",
+    )
+    hmac_secret = fields.Char(
+        string="HMAC Secret",
+        compute="_compute_secret_masks",
+        inverse="_inverse_hmac_secret",
+        help="Signing secret (whsec_<base64>, at least 24 random bytes). Stored encrypted.",
+    )
+    password_encrypted = fields.Char(copy=False, groups="base.group_system")
+    bearer_token_encrypted = fields.Char(copy=False, groups="base.group_system")
+    hmac_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
+
+    # ---------------------------------------------------------------- paging
+    limit = fields.Integer(
+        default=100,
+        help="In: maximum number of records a GET returns per page (0 = no cap). "
+        "Out: maximum number of records sent or pulled per run (0 = no cap).",
+    )
+    is_paginated = fields.Boolean(
+        string="Is paginated?",
+        help="In: GET lists return Page Size records by default. "
+        "Out: records are sent as JSON arrays of Page Size records; pulls page through the remote list.",
+    )
+    page_size = fields.Integer(default=100, help="Records per page (inbound) or per batch (outbound).")
+
+    # ---------------------------------------------------------------- model
+    model_id = fields.Many2one(
+        "ir.model",
+        string="Model",
+        required=True,
+        ondelete="cascade",
+        tracking=True,
+        help="The Odoo model synchronized by this configuration.",
+    )
+    model_name = fields.Char(related="model_id.model", store=True, string="Model Name")
+    trigger_model = fields.Selection(
+        [
+            ("ir.cron", "Scheduled Action"),
+            ("base.automation", "Automation Rule"),
+            ("ir.actions.server", "Server Action"),
+        ],
+        string="Trigger Action Model",
+        help="Kind of Odoo action that triggers this outbound configuration. "
+        "Use Create Trigger to generate it.",
+    )
+    trigger_action_id = fields.Many2oneReference(
+        string="Trigger Action",
+        model_field="trigger_model",
+        help="The scheduled action, automation rule or server action that calls this configuration.",
+    )
+    filter_domain = fields.Char(
+        default="[]",
+        help="Restricts the records synchronized or exposed. Evaluated with datetime, time, "
+        "relativedelta, timedelta, context_today, uid and user, e.g. "
+        "[('write_date', '>=', (datetime.datetime.now() - relativedelta(hours=1)).strftime('%Y-%m-%d %H:%M:%S'))].",
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        string="Company",
+        required=True,
+        default=lambda self: self.env.company,
+        help="Company owning this configuration; inbound requests run in this company.",
+    )
+    user_id = fields.Many2one(
+        "res.users",
+        string="Run As",
+        default=lambda self: self.env.user,
+        help="Inbound requests are executed with this user's access rights.",
+    )
+
+    # ---------------------------------------------------------------- content
+    line_ids = fields.One2many("bj.api.sync.config.line", "config_id", string="Configuration Lines", copy=True)
+    header_ids = fields.One2many("bj.api.sync.header", "config_id", string="Headers", copy=True)
+    param_ids = fields.One2many("bj.api.sync.param", "config_id", string="Parameters", copy=True)
+
+    # ---------------------------------------------------------------- delivery
+    delivery = fields.Selection(
+        [("immediate", "Immediate"), ("queued", "Queued")],
+        default="immediate",
+        required=True,
+        help="Immediate: send during the triggering transaction, with retries. "
+        "Queued: write Sync Jobs in the transaction; a worker sends them with retries that survive restarts.",
+    )
+    max_retries = fields.Integer(default=3, help="Retries after a failed attempt (0 = one attempt only).")
+    retry_backoff = fields.Integer(
+        string="Retry Backoff (s)",
+        default=2,
+        help="Base of the exponential backoff between retries: backoff * 2^attempt seconds, with jitter.",
+    )
+    max_consecutive_failures = fields.Integer(
+        default=20,
+        help="After this many failed deliveries in a row the configuration pauses (0 = never).",
+    )
+    consecutive_failures = fields.Integer(readonly=True, copy=False)
+    paused = fields.Boolean(
+        tracking=True,
+        copy=False,
+        help="A paused configuration sends nothing; queued jobs wait. Set automatically by the circuit breaker.",
+    )
+    responsible_id = fields.Many2one(
+        "res.users",
+        string="Responsible",
+        default=lambda self: self.env.user,
+        help="Told (activity and chatter) when the configuration pauses or jobs fail.",
+    )
+    response_root = fields.Char(
+        help="Key of the list in a pulled JSON body (e.g. data or items); empty = the body itself.",
+    )
+    delete_mode = fields.Selection(
+        [("unlink", "Delete"), ("archive", "Archive")],
+        default="unlink",
+        required=True,
+        help="What DELETE does on an inbound endpoint.",
+    )
+    log_payloads = fields.Boolean(
+        default=True,
+        help="Keep request and response bodies in the logs. Unchecked: only metadata is logged.",
+    )
+    rate_limit = fields.Integer(
+        help="Inbound requests per minute allowed for this endpoint, shared by all workers (0 = unlimited).",
+    )
+
+    # ---------------------------------------------------------------- relations & health
+    log_ids = fields.One2many("bj.api.log", "config_id", string="Logs")
+    job_ids = fields.One2many("bj.api.sync.job", "config_id", string="Sync Jobs")
+    log_count = fields.Integer(compute="_compute_counts")
+    job_count = fields.Integer(compute="_compute_counts")
+    health_calls = fields.Integer(string="Calls (24 h)", compute="_compute_health")
+    health_errors = fields.Integer(string="Errors (24 h)", compute="_compute_health")
+    health_p50 = fields.Integer(string="p50 Latency (ms)", compute="_compute_health")
+    health_p95 = fields.Integer(string="p95 Latency (ms)", compute="_compute_health")
+    pending_job_count = fields.Integer(string="Pending Jobs", compute="_compute_counts")
+    failed_job_count = fields.Integer(string="Failed Jobs", compute="_compute_counts")
+    full_url = fields.Char(string="Full URL", compute="_compute_full_url")
+
+    _sql_constraints = [
+        ("limit_positive", 'CHECK("limit" >= 0)', "The limit cannot be negative."),
+        ("page_size_positive", "CHECK(page_size >= 0)", "The page size cannot be negative."),
+        ("max_retries_positive", "CHECK(max_retries >= 0)", "Max retries cannot be negative."),
+        ("retry_backoff_positive", "CHECK(retry_backoff >= 0)", "Retry backoff cannot be negative."),
+        ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
+    ]
+
+    # ---------------------------------------------------------------- secrets
+    @api.depends("password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted")
+    def _compute_secret_masks(self):
+        return super()._compute_secret_masks()
+
+    def _inverse_password(self):
+        for config in self:
+            config._bj_store_secret("password", config.password)
+
+    def _inverse_bearer_token(self):
+        for config in self:
+            config._bj_store_secret("bearer_token", config.bearer_token)
+
+    def _inverse_hmac_secret(self):
+        for config in self:
+            config._bj_store_secret("hmac_secret", config.hmac_secret)
+
+    def _bj_normalize_secret(self, field_name, value):
+        value = super()._bj_normalize_secret(field_name, value)
+        if field_name == "bearer_token" and value and value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        return value
+
+    # ---------------------------------------------------------------- computes
+    def _compute_counts(self):
+        Log = self.env["bj.api.log"].sudo()
+        Job = self.env["bj.api.sync.job"].sudo()
+        log_counts = dict(Log._read_group([("config_id", "in", self.ids)], ["config_id"], ["__count"]))
+        job_counts = {}
+        for config, state, count in Job._read_group(
+            [("config_id", "in", self.ids)], ["config_id", "state"], ["__count"]
+        ):
+            job_counts.setdefault(config, {})[state] = count
+        for config in self:
+            config.log_count = log_counts.get(config, 0)
+            states = job_counts.get(config, {})
+            config.job_count = sum(states.values())
+            config.pending_job_count = states.get("pending", 0) + states.get("running", 0)
+            config.failed_job_count = states.get("failed", 0)
+
+    def _compute_health(self):
+        stats = {}
+        if self.ids:
+            # Percentiles have no ORM equivalent: one aggregate query for all configs.
+            self.env["bj.api.log"].flush_model(["config_id", "duration_ms", "status", "create_date"])
+            self.env.cr.execute(
+                """
+                SELECT config_id, count(*),
+                       count(*) FILTER (WHERE status = 'error'),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+                  FROM bj_api_log
+                 WHERE config_id IN %s AND create_date >= now() at time zone 'utc' - interval '24 hours'
+                 GROUP BY config_id
+                """,
+                [tuple(self.ids)],
+            )
+            stats = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+        for config in self:
+            calls, errors, p50, p95 = stats.get(config.id, (0, 0, 0, 0))
+            config.health_calls = calls
+            config.health_errors = errors
+            config.health_p50 = int(p50 or 0)
+            config.health_p95 = int(p95 or 0)
+
+    @api.depends("endpoint", "request_type")
+    def _compute_full_url(self):
+        base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        for config in self:
+            config.full_url = (
+                "%s/bj_api_sync/v1/%s" % (base.rstrip("/"), config.endpoint)
+                if config.request_type == "in" and config.endpoint
+                else False
+            )
+
+    # ---------------------------------------------------------------- constraints
+    @api.constrains("request_type", "http_method_ids")
+    def _check_http_methods(self):
+        for config in self:
+            if config.request_type == "out" and len(config.http_method_ids) != 1:
+                raise ValidationError(
+                    _("Outbound configuration '%s' must have exactly one HTTP method.", config.name)
+                )
+
+    @api.constrains("request_type", "endpoint", "active")
+    def _check_endpoint(self):
+        for config in self.filtered(lambda c: c.request_type == "in"):
+            if not config.endpoint or not ENDPOINT_RE.match(config.endpoint):
+                raise ValidationError(
+                    _(
+                        "The endpoint of '%s' must be made of letters, digits, '-' and '_' only "
+                        "(it becomes /bj_api_sync/v1/<endpoint>).",
+                        config.name,
+                    )
+                )
+            duplicate = self.with_context(active_test=False).search_count(
+                [("id", "!=", config.id), ("request_type", "=", "in"), ("endpoint", "=", config.endpoint)],
+                limit=1,
+            )
+            if duplicate:
+                raise ValidationError(
+                    _("Another inbound configuration already uses the endpoint '%s'.", config.endpoint)
+                )
+
+    @api.constrains("request_type", "url")
+    def _check_url(self):
+        for config in self.filtered(lambda c: c.request_type == "out"):
+            parts = urlsplit(config.url or "")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValidationError(
+                    _("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
+                )
+
+    @api.constrains("connect_timeout", "read_timeout")
+    def _check_timeouts(self):
+        for config in self:
+            if not 1 <= config.connect_timeout <= 60:
+                raise ValidationError(_("The connection timeout must be between 1 and 60 seconds."))
+            if not 1 <= config.read_timeout <= 300:
+                raise ValidationError(_("The read timeout must be between 1 and 300 seconds."))
+
+    @api.constrains("line_ids")
+    def _check_record_identifier(self):
+        for config in self:
+            identifiers = config.line_ids.filtered("is_record_identifier")
+            if config.line_ids and len(identifiers) != 1:
+                raise ValidationError(
+                    _(
+                        "Configuration '%(name)s' must have exactly one line marked Is Record Identifier "
+                        "(it has %(count)s).",
+                        name=config.name,
+                        count=len(identifiers),
+                    )
+                )
+
+    @api.constrains("filter_domain", "model_id")
+    def _check_filter_domain(self):
+        for config in self:
+            try:
+                domain = config._get_filter_domain()
+                self.env[config.model_id.model].sudo()._where_calc(domain)
+            except Exception as exc:  # noqa: BLE001 - any evaluation error is a user error here
+                raise ValidationError(
+                    _("The Filter Domain of '%(name)s' is invalid: %(error)s", name=config.name, error=exc)
+                ) from None
+
+    # ---------------------------------------------------------------- ORM
+    @api.model_create_multi
+    def create(self, vals_list):
+        configs = super().create(vals_list)
+        configs._post_secret_changes(set().union(*(vals.keys() for vals in vals_list)))
+        return configs
+
+    def write(self, vals):
+        result = super().write(vals)
+        self._post_secret_changes(vals.keys())
+        if "model_id" in vals:
+            self._check_lines_model()
+        return result
+
+    def copy_data(self, default=None):
+        vals_list = super().copy_data(default=default)
+        for config, vals in zip(self, vals_list):
+            if config.request_type == "in" and "endpoint" not in (default or {}):
+                vals["endpoint"] = "%s-copy" % config.endpoint
+            vals["name"] = _("%s (copy)", config.name)
+        return vals_list
+
+    def _post_secret_changes(self, changed):
+        """Chatter trace of secret changes, never the value."""
+        labels = [
+            self._fields[name].get_description(self.env)["string"]
+            for name in self._bj_secret_fields
+            if name in changed
+        ]
+        if labels:
+            for config in self:
+                config.message_post(body=_("Secret changed: %s.", ", ".join(labels)))
+
+    def _check_lines_model(self):
+        for config in self:
+            wrong = config.line_ids.filtered(lambda line: line.field_id.model_id != config.model_id)
+            if wrong:
+                raise ValidationError(
+                    _("Change of model: remove the lines whose field belongs to another model first.")
+                )
+
+    @api.onchange("request_type")
+    def _onchange_request_type(self):
+        if self.request_type == "out" and len(self.http_method_ids) > 1:
+            self.http_method_ids = self.http_method_ids[:1]
+
+    # ---------------------------------------------------------------- helpers
+    def _get_filter_domain(self):
+        """The Filter Domain as a list, evaluated with the documented time-aware context."""
+        self.ensure_one()
+        context = {
+            "datetime": safe_datetime,
+            "time": safe_time,
+            "relativedelta": dateutil.relativedelta.relativedelta,
+            "timedelta": safe_datetime.timedelta,
+            "context_today": lambda: fields.Date.context_today(self),
+            "uid": self.env.uid,
+            "user": self.env.user,
+        }
+        return list(safe_eval(self.filter_domain or "[]", context))
+
+    def _get_identifier_line(self):
+        self.ensure_one()
+        return self.line_ids.filtered("is_record_identifier")[:1]
+
+    @api.model
+    def _resolve_config(self, config_id_ref):
+        """A config from an id, a record or an XML id (BJET's ``config_id_ref``)."""
+        if isinstance(config_id_ref, models.BaseModel):
+            config = config_id_ref
+        elif isinstance(config_id_ref, str) and not config_id_ref.isdigit():
+            config = self.env.ref(config_id_ref)
+        else:
+            config = self.browse(int(config_id_ref))
+        if config._name != self._name or len(config) != 1 or not config.exists():
+            raise UserError(_("API configuration %s does not exist.", config_id_ref))
+        return config
+
+    def _get_http_method(self):
+        self.ensure_one()
+        return (self.http_method_ids[:1].name or "POST").upper()
+
+    # ---------------------------------------------------------------- actions
+    def action_view_logs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("bj_api_sync.bj_api_log_action")
+        action["domain"] = [("config_id", "=", self.id)]
+        action["context"] = {"default_config_id": self.id}
+        return action
+
+    def action_view_jobs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("bj_api_sync.bj_api_sync_job_action")
+        action["domain"] = [("config_id", "=", self.id)]
+        action["context"] = {"default_config_id": self.id}
+        return action
+
+    def action_resume(self):
+        self.write({"paused": False, "consecutive_failures": 0})
+        for config in self:
+            config.message_post(body=_("Deliveries resumed."))
+        return True
+
+    def _not_available(self, what):
+        raise UserError(_("%s is not available yet in this version of bj_api_sync.", what))
+
+    def action_test_connection(self):
+        return self._not_available(_("Test Connection"))
+
+    def action_preview_payload(self):
+        return self._not_available(_("Preview Payload"))
+
+    def action_create_trigger(self):
+        return self._not_available(_("Create Trigger"))
+
+    def action_run_now(self):
+        return self._not_available(_("Run Now"))
+
+    def action_download_openapi(self):
+        return self._not_available(_("Download OpenAPI"))

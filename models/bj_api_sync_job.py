@@ -1,0 +1,106 @@
+import logging
+import uuid
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+_logger = logging.getLogger(__name__)
+
+
+class BjApiSyncJob(models.Model):
+    _name = "bj.api.sync.job"
+    _description = "Sync Job"
+    _order = "id desc"
+
+    name = fields.Char(compute="_compute_name")
+    config_id = fields.Many2one(
+        "bj.api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
+    )
+    company_id = fields.Many2one(related="config_id.company_id", store=True, index=True)
+    res_model = fields.Char(string="Model")
+    res_ids = fields.Char(string="Record IDs", help="Comma-separated ids of the records in this job.")
+    payload = fields.Text(help="The JSON body to send, built when the job was queued.")
+    url = fields.Char(string="URL")
+    method = fields.Char()
+    state = fields.Selection(
+        [
+            ("pending", "Pending"),
+            ("running", "Running"),
+            ("done", "Done"),
+            ("failed", "Failed"),
+            ("cancelled", "Cancelled"),
+        ],
+        default="pending",
+        required=True,
+        index=True,
+    )
+    attempts = fields.Integer(readonly=True)
+    next_attempt_at = fields.Datetime(
+        string="Next Attempt", default=fields.Datetime.now, index=True, help="Not sent before this time."
+    )
+    started_at = fields.Datetime(readonly=True, help="When a worker claimed the job (stale detection).")
+    done_at = fields.Datetime(readonly=True)
+    last_error = fields.Text(readonly=True)
+    response_code = fields.Integer(string="Last Status Code", readonly=True)
+    idempotency_key = fields.Char(
+        required=True,
+        copy=False,
+        default=lambda self: str(uuid.uuid4()),
+        help="Sent as Idempotency-Key (and webhook-id) on every attempt of this job.",
+    )
+    log_ids = fields.One2many("bj.api.log", "job_id", string="Logs")
+    log_count = fields.Integer(compute="_compute_log_count")
+    payload_pretty = fields.Text(string="Payload (formatted)", compute="_compute_payload_pretty")
+
+    _sql_constraints = [
+        ("idempotency_key_unique", "unique(idempotency_key)", "Idempotency keys must be unique."),
+    ]
+
+    @api.depends("config_id", "res_model", "res_ids")
+    def _compute_name(self):
+        for job in self:
+            job.name = "%s #%s" % (job.config_id.name or _("Job"), job.id or "")
+
+    def _compute_log_count(self):
+        counts = dict(self.env["bj.api.log"]._read_group([("job_id", "in", self.ids)], ["job_id"], ["__count"]))
+        for job in self:
+            job.log_count = counts.get(job, 0)
+
+    @api.depends("payload")
+    def _compute_payload_pretty(self):
+        from .bj_api_log import _pretty
+
+        for job in self:
+            job.payload_pretty = _pretty(job.payload)
+
+    def action_retry(self):
+        retriable = self.filtered(lambda job: job.state in ("failed", "cancelled", "pending"))
+        if not retriable:
+            raise UserError(_("Only failed, cancelled or pending jobs can be retried."))
+        retriable.write(
+            {"state": "pending", "attempts": 0, "next_attempt_at": fields.Datetime.now(), "last_error": False}
+        )
+        retriable._trigger_worker()
+        return True
+
+    def action_cancel(self):
+        self.filtered(lambda job: job.state in ("pending", "failed")).write({"state": "cancelled"})
+        return True
+
+    def action_view_logs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("bj_api_sync.bj_api_log_action")
+        action["domain"] = [("job_id", "=", self.id)]
+        return action
+
+    def _trigger_worker(self):
+        cron = self.env.ref("bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False)
+        if cron:
+            cron._trigger()
+
+    @api.model
+    def _cron_process_jobs(self):
+        """Outbox worker entry point (the delivery logic lives in services.outbox)."""
+        from ..services import outbox
+
+        return outbox.process_due_jobs(self.env)

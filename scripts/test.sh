@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test: plain-Python tests (pytest) and the Odoo tests in a fresh database.
+# Does all set-up first (scripts/setup.sh). Exits non-zero on any failure, or when the
+# Odoo tests did not run. Ends with one summary line "N passed, N failed".
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/setup.sh" || { echo "setup failed"; exit 1; }
+# shellcheck disable=SC1091
+source "${BJ_HOME:-$HOME/.cache/bj_api_sync}/env.sh"
+db=${BJ_TEST_DB:-bj_api_sync_test}
+port=${BJ_TEST_PORT:-8169}
+tags=${BJ_TEST_TAGS:-/bj_api_sync}
+logdir="${BJ_HOME}/logs"; mkdir -p "$logdir"
+odoo_log="$logdir/odoo-test-$db.log"; : > "$odoo_log"
+
+echo "== plain-Python tests (tests/unit)"
+unit_out="$logdir/unit-$db.txt"
+(cd "$here" && python -m pytest tests/unit -q -p no:cacheprovider) | tee "$unit_out"
+unit_rc=${PIPESTATUS[0]}
+unit_passed=$(grep -Eo '[0-9]+ passed' "$unit_out" | tail -n1 | grep -Eo '[0-9]+' || echo 0)
+unit_failed=$(tail -n1 "$unit_out" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+if [ "$unit_rc" -ne 0 ] && [ "$unit_failed" -eq 0 ]; then unit_failed=1; fi
+
+echo "== Odoo tests (database $db, tags $tags)"
+dropdb --if-exists "$db" >/dev/null 2>&1
+createdb "$db"
+python "$ODOO_SRC/odoo-bin" -d "$db" --addons-path="$BJ_ADDONS_PATH" \
+  -i bj_api_sync --test-enable --test-tags "$tags" --stop-after-init \
+  --http-port "$port" --workers 0 --max-cron-threads 0 --log-level info \
+  --logfile "$odoo_log"
+odoo_rc=$?
+grep -E "(ERROR|FAIL:|CRITICAL|odoo.tests.result|Traceback)" "$odoo_log" | grep -v "^$" | head -200
+result=$(grep -E "odoo.tests.result: [0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests" "$odoo_log" | tail -n1)
+if [ -z "$result" ]; then
+  echo "Odoo tests did not run (no odoo.tests.result line in $odoo_log)"
+  tail -n 60 "$odoo_log"
+  echo "$unit_passed passed, $((unit_failed + 1)) failed"
+  exit 1
+fi
+o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$result")
+o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
+o_total=$(sed -E 's/.*error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
+# Errors outside test methods (module load, setUpClass) count as failures too.
+load_errors=$(grep -cE " ERROR $db odoo\.(modules|tools|sql_db)" "$odoo_log" || true)
+o_bad=$((o_failed + o_errors))
+if [ "$o_total" -eq 0 ]; then
+  echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))
+fi
+o_passed=$((o_total - o_failed - o_errors))
+passed=$((unit_passed + o_passed))
+failed=$((unit_failed + o_bad + load_errors))
+echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors"
+if [ "$odoo_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

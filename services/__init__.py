@@ -1,0 +1,1 @@
+"""Odoo-aware orchestration (mapping, scripts, inbound, outbound): no HTTP framework objects."""

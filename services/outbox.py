@@ -1,0 +1,5 @@
+"""Durable outbox worker: placeholder until queued delivery lands."""
+
+
+def process_due_jobs(env):
+    return 0

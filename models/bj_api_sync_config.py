@@ -8,6 +8,8 @@ from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
+from ..services import inbound, outbound
+
 _logger = logging.getLogger(__name__)
 
 ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -482,20 +484,40 @@ class BjApiSyncConfig(models.Model):
             config.message_post(body=_("Deliveries resumed."))
         return True
 
-    def _not_available(self, what):
-        raise UserError(_("%s is not available yet in this version of bj_api_sync.", what))
-
     def action_test_connection(self):
-        return self._not_available(_("Test Connection"))
+        self.ensure_one()
+        if self.request_type == "in":
+            return inbound.test_connection(self)
+        return outbound.test_connection(self)
 
     def action_preview_payload(self):
-        return self._not_available(_("Preview Payload"))
+        self.ensure_one()
+        return outbound.preview_payload(self)
 
     def action_create_trigger(self):
-        return self._not_available(_("Create Trigger"))
+        self.ensure_one()
+        return outbound.create_trigger(self)
 
     def action_run_now(self):
-        return self._not_available(_("Run Now"))
+        self.ensure_one()
+        return outbound.run_now(self)
 
     def action_download_openapi(self):
-        return self._not_available(_("Download OpenAPI"))
+        self.ensure_one()
+        return inbound.download_openapi_action(self)
+
+    # ---------------------------------------------------------------- public entry points (BJET's)
+    @api.model
+    def _make_outbound_http_request(self, record_ids=None, config_id_ref=None, timeout=None, **kwargs):
+        """BJET's entry point, both call styles:
+
+        ``env['bj.api.sync.config']._make_outbound_http_request(record_ids=records, config_id_ref=config.id)``
+        ``config._make_outbound_http_request(records, config.id, timeout=60)``
+        """
+        config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
+        return outbound.make_outbound_request(config, record_ids, timeout=timeout, **kwargs)
+
+    @api.model
+    def _cron_sync(self, config_id):
+        """Scheduled sync of every matching record (the Create Trigger cron calls this)."""
+        return outbound.cron_sync(self._resolve_config(config_id))

@@ -191,6 +191,14 @@ class BjApiSyncConfig(models.Model):
         copy=False,
         help="A paused configuration sends nothing; queued jobs wait. Set automatically by the circuit breaker.",
     )
+    pause_reason = fields.Selection(
+        [("manual", "Manual"), ("circuit", "Circuit Breaker"), ("neutralized", "Neutralized Database")],
+        copy=False,
+        help="Why the configuration is paused. Only a circuit-breaker pause is lifted by a successful probe.",
+    )
+    next_probe_at = fields.Datetime(
+        copy=False, help="Circuit breaker: when the worker next tries one pending job to see if the remote is back."
+    )
     responsible_id = fields.Many2one(
         "res.users",
         string="Responsible",
@@ -384,11 +392,16 @@ class BjApiSyncConfig(models.Model):
     # ---------------------------------------------------------------- ORM
     @api.model_create_multi
     def create(self, vals_list):
+        for vals in vals_list:
+            if vals.get("paused") and not vals.get("pause_reason"):
+                vals["pause_reason"] = "manual"
         configs = super().create(vals_list)
         configs._post_secret_changes(set().union(*(vals.keys() for vals in vals_list)))
         return configs
 
     def write(self, vals):
+        if vals.get("paused") and "pause_reason" not in vals:
+            vals = dict(vals, pause_reason="manual")
         result = super().write(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
@@ -479,7 +492,7 @@ class BjApiSyncConfig(models.Model):
         return action
 
     def action_resume(self):
-        self.write({"paused": False, "consecutive_failures": 0})
+        self.write({"paused": False, "pause_reason": False, "next_probe_at": False, "consecutive_failures": 0})
         for config in self:
             config.message_post(body=_("Deliveries resumed."))
         return True

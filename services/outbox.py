@@ -1,5 +1,253 @@
-"""Durable outbox worker: placeholder until queued delivery lands."""
+"""Durable outbox: queued delivery that survives crashes, concurrent workers and outages.
+
+Jobs are rows of ``bj.api.sync.job`` written in the caller's transaction (a rollback
+leaves nothing to send). The worker claims due jobs with ``FOR UPDATE SKIP LOCKED``,
+marks them running and commits before sending, so two workers never send the same job;
+it commits again after each job. A job that stays ``running`` past the stale timeout
+(crashed worker) goes back to pending. Jobs of one config and one record set are sent
+in creation order: a later job waits while an earlier one is not done or cancelled.
+"""
+
+import logging
+import random
+import time
+from datetime import timedelta
+
+from odoo import _, fields
+from odoo.modules import module as odoo_module
+
+_logger = logging.getLogger(__name__)
+
+STALE_MINUTES_PARAM = "bj_api_sync.job_stale_minutes"
+PROBE_MINUTES_PARAM = "bj_api_sync.probe_interval_minutes"
+DEFAULT_BATCH = 50
+DEFAULT_TIME_BUDGET = 50.0  # seconds per cron call; the cron is re-run at once while work remains
+
+CLAIM_SQL = """
+    SELECT job.id
+      FROM bj_api_sync_job job
+      JOIN bj_api_sync_config config ON config.id = job.config_id
+     WHERE job.state = 'pending'
+       AND job.next_attempt_at <= (now() at time zone 'utc')
+       AND (NOT config.paused OR job.id = ANY(%(probe_ids)s))
+       AND NOT EXISTS (
+            SELECT 1 FROM bj_api_sync_job earlier
+             WHERE earlier.config_id = job.config_id
+               AND earlier.res_model IS NOT DISTINCT FROM job.res_model
+               AND earlier.res_ids IS NOT DISTINCT FROM job.res_ids
+               AND earlier.id < job.id
+               AND earlier.state IN ('pending', 'running', 'failed'))
+     ORDER BY job.next_attempt_at, job.id
+     LIMIT %(limit)s
+       FOR UPDATE OF job SKIP LOCKED
+"""
 
 
-def process_due_jobs(env):
-    return 0
+def enqueue(config, requests):
+    """Write one pending job per prepared request; returns the jobs.
+
+    ``requests`` are dicts with url, method, body (str or None), res_model, res_ids
+    (list of ids) and idempotency_key.
+    """
+    Job = config.env["bj.api.sync.job"].sudo()
+    jobs = Job.create(
+        [
+            {
+                "config_id": config.id,
+                "url": req["url"],
+                "method": req["method"],
+                "payload": req.get("body"),
+                "res_model": req.get("res_model"),
+                "res_ids": ",".join(str(i) for i in req.get("res_ids") or []),
+                "idempotency_key": req["idempotency_key"],
+            }
+            for req in requests
+        ]
+    )
+    if jobs:
+        jobs._trigger_worker()
+    return jobs
+
+
+def _param_int(env, key, default):
+    try:
+        return int(env["ir.config_parameter"].sudo().get_param(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def requeue_stale(env):
+    """Jobs left running by a crashed worker go back to pending."""
+    minutes = _param_int(env, STALE_MINUTES_PARAM, 10)
+    limit = fields.Datetime.now() - timedelta(minutes=minutes)
+    stale = env["bj.api.sync.job"].sudo().search([("state", "=", "running"), ("started_at", "<", limit)])
+    if stale:
+        _logger.warning("bj_api_sync: %d sync jobs were left running by a crashed worker; requeued", len(stale))
+        stale.write({"state": "pending", "next_attempt_at": fields.Datetime.now()})
+    return stale
+
+
+def _probe_job_ids(env):
+    """One due pending job per config paused by the circuit breaker: the probe."""
+    Config = env["bj.api.sync.config"].sudo()
+    now = fields.Datetime.now()
+    configs = Config.search(
+        [("paused", "=", True), ("pause_reason", "=", "circuit"), ("next_probe_at", "<=", now)]
+    )
+    ids = []
+    for config in configs:
+        job = env["bj.api.sync.job"].sudo().search(
+            [("config_id", "=", config.id), ("state", "=", "pending")], order="id", limit=1
+        )
+        if job:
+            ids.append(job.id)
+    return ids
+
+
+def claim(env, limit):
+    """Claim up to ``limit`` due jobs for this worker and commit the claim."""
+    env.cr.execute(CLAIM_SQL, {"limit": limit, "probe_ids": _probe_job_ids(env)})
+    ids = [row[0] for row in env.cr.fetchall()]
+    if not ids:
+        return env["bj.api.sync.job"]
+    jobs = env["bj.api.sync.job"].sudo().browse(ids)
+    jobs.write({"state": "running", "started_at": fields.Datetime.now()})
+    _commit(env)
+    return jobs
+
+
+def _commit(env):
+    # Under the test runner the whole test shares one transaction: never commit there.
+    if not odoo_module.current_test:
+        env.cr.commit()
+
+
+def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, deliver=None):
+    """Cron entry point: deliver due jobs for at most ``time_budget`` seconds."""
+    from . import outbound
+
+    deliver = deliver or outbound.deliver_job
+    requeue_stale(env)
+    started = time.monotonic()
+    done = 0
+    while time.monotonic() - started < time_budget:
+        jobs = claim(env, batch)
+        if not jobs:
+            break
+        for index, job in enumerate(jobs):
+            _run_one(job, deliver)
+            done += 1
+            _commit(env)
+            if time.monotonic() - started >= time_budget:
+                jobs[index + 1:].write({"state": "pending"})  # claimed but not started: release
+                _commit(env)
+                break
+    remaining = env["bj.api.sync.job"].sudo().search_count([("state", "=", "pending")])
+    env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)
+    return done
+
+
+def _run_one(job, deliver):
+    config = job.config_id
+    attempt = job.attempts + 1
+    try:
+        outcome = deliver(job, attempt=attempt)
+    except Exception as exc:  # noqa: BLE001 - a broken job must not stop the worker
+        _logger.exception("bj_api_sync: job %s crashed", job.id)
+        outcome = {"ok": False, "status": 0, "error": "%s: %s" % (type(exc).__name__, exc), "retry_after": None}
+    vals = {"attempts": attempt, "response_code": outcome.get("status") or 0}
+    if outcome.get("ok"):
+        vals.update(state="done", done_at=fields.Datetime.now(), last_error=False)
+        job.write(vals)
+        _record_success(config)
+        return True
+    vals["last_error"] = outcome.get("error") or _("HTTP status %s", outcome.get("status"))
+    retryable = outcome.get("retryable", True)
+    if retryable and attempt <= config.max_retries:
+        vals.update(state="pending", next_attempt_at=_next_attempt(config, attempt, outcome.get("retry_after")))
+        job.write(vals)
+    else:
+        vals["state"] = "failed"
+        job.write(vals)
+        _notify_failed(job)
+    _record_failure(config, outcome.get("status"))
+    return False
+
+
+def _next_attempt(config, attempt, retry_after=None):
+    delay = config.retry_backoff * (2 ** (attempt - 1))
+    delay += random.uniform(0, delay * 0.1)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return fields.Datetime.now() + timedelta(seconds=delay)
+
+
+def _notify_failed(job):
+    config = job.config_id
+    config.sudo().message_post(
+        body=_(
+            "Sync job #%(job)s failed after %(attempts)s attempts: %(error)s. "
+            "Open Sync Jobs to retry it.",
+            job=job.id,
+            attempts=job.attempts,
+            error=job.last_error,
+        ),
+        message_type="comment",
+        subtype_xmlid="mail.mt_comment",
+    )
+
+
+def _record_success(config):
+    config = config.sudo()
+    vals = {}
+    if config.consecutive_failures:
+        vals["consecutive_failures"] = 0
+    if config.paused and config.pause_reason == "circuit":
+        vals.update(paused=False, pause_reason=False, next_probe_at=False)
+        config.message_post(body=_("A probe request succeeded: deliveries resumed."))
+    if vals:
+        config.write(vals)
+
+
+def _record_failure(config, status):
+    """Circuit breaker: pause after max_consecutive_failures failures in a row, or at once on 410."""
+    config = config.sudo()
+    failures = config.consecutive_failures + 1
+    vals = {"consecutive_failures": failures}
+    threshold = config.max_consecutive_failures
+    if config.paused and config.pause_reason == "circuit":
+        vals["next_probe_at"] = fields.Datetime.now() + timedelta(
+            minutes=_param_int(config.env, PROBE_MINUTES_PARAM, 5)
+        )
+    elif not config.paused and (status == 410 or (threshold and failures >= threshold)):
+        pause(config, status == 410 and _("the remote answered 410 Gone")
+              or _("%s failed deliveries in a row", failures))
+        return
+    config.write(vals)
+
+
+def pause(config, reason):
+    """Pause a config by the circuit breaker, tell its responsible user."""
+    minutes = _param_int(config.env, PROBE_MINUTES_PARAM, 5)
+    config.write(
+        {
+            "paused": True,
+            "pause_reason": "circuit",
+            "consecutive_failures": config.consecutive_failures + 1,
+            "next_probe_at": fields.Datetime.now() + timedelta(minutes=minutes),
+        }
+    )
+    message = _(
+        "Deliveries paused: %(reason)s. Pending jobs wait; a probe is sent every %(minutes)s minutes "
+        "and deliveries resume when it succeeds, or press Resume.",
+        reason=reason,
+        minutes=minutes,
+    )
+    config.message_post(body=message, message_type="comment", subtype_xmlid="mail.mt_comment")
+    if config.responsible_id:
+        config.activity_schedule(
+            "mail.mail_activity_data_todo",
+            summary=_("API deliveries paused"),
+            note=message,
+            user_id=config.responsible_id.id,
+        )

@@ -20,6 +20,7 @@
         "views/bj_api_sync_job_views.xml",
         "views/bj_api_sync_binding_views.xml",
         "views/bj_http_method_views.xml",
+        "wizard/bj_api_sync_import_wizard_views.xml",
         "views/bj_api_sync_menus.xml",
     ],
     "demo": [

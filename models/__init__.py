@@ -1,6 +1,7 @@
 from . import bj_http_method
 from . import bj_api_sync_secret_mixin
 from . import bj_api_sync_config
+from . import bj_api_sync_config_export
 from . import bj_api_sync_config_line
 from . import bj_api_sync_header
 from . import bj_api_sync_param

@@ -8,3 +8,4 @@ from . import bj_api_sync_param
 from . import bj_api_log
 from . import bj_api_sync_job
 from . import bj_api_sync_binding
+from . import bj_api_idempotency

@@ -1,12 +1,771 @@
-"""Inbound API: (config, method, id, query, headers, body) → (status, headers, body)."""
+"""Inbound REST API: one HTTP request in, ``(status, headers, body)`` out.
 
-from odoo import _
-from odoo.exceptions import UserError
+The controller only turns HTTP into plain values; this module runs the pipeline
+of SPEC §3 in its order (endpoint, method, authentication, body, execution as
+the Run As user, log) so it can be read, tested and benchmarked without werkzeug.
+
+Transactions: the work runs inside a savepoint. A failure rolls back the work
+only; the log row (and the idempotency record) are then written on the same
+cursor and commit with the request, so a failed request still leaves its log.
+PostgreSQL concurrency errors are re-raised untouched: Odoo retries the whole
+request on a fresh transaction, as it does for its own routes.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import time
+import traceback
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import psycopg2
+
+from odoo import SUPERUSER_ID
+from odoo.exceptions import AccessError, MissingError, UserError
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+
+from ..lib import signing, values
+from ..lib.errors import SyncError
+from ..lib.http_client import redact_headers
+from . import mapping
+
+_logger = logging.getLogger(__name__)
+
+API_PREFIX = "/bj_api_sync/v1"
+MAX_BODY_PARAM = "bj_api_sync.max_body_bytes"
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_IDEMPOTENCY_KEY = 255
+HMAC_TOLERANCE = 300  # seconds, SPEC §6
+KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON_MIMETYPES = frozenset({"application/json", "text/json"})
+REALM = 'realm="bj_api_sync"'
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def max_body_bytes(env):
+    """The body size limit (system parameter ``bj_api_sync.max_body_bytes``, default 10 MiB)."""
+    raw = env["ir.config_parameter"].sudo().get_param(MAX_BODY_PARAM)
+    try:
+        limit = int(raw) if raw else DEFAULT_MAX_BODY
+    except ValueError:
+        _logger.warning("Invalid system parameter %s=%r: using %d", MAX_BODY_PARAM, raw, DEFAULT_MAX_BODY)
+        limit = DEFAULT_MAX_BODY
+    return limit if limit > 0 else DEFAULT_MAX_BODY
+
+
+def handle(env, endpoint, method, record_id=None, query=None, headers=None, body_bytes=b"",
+           content_type=None, url=""):
+    """Serve one inbound request; returns ``(status, headers dict, body text or None)``.
+
+    ``query`` is a werkzeug MultiDict, a dict or a list of pairs; ``headers`` any
+    mapping (names are matched case-insensitively); ``body_bytes`` the raw body,
+    which the caller may have cut at ``max_body_bytes + 1`` bytes (the declared
+    ``Content-Length`` is checked too); ``url`` the full request URL, for the log
+    and the pagination links.
+    """
+    call = _Call(env, endpoint, method, record_id, query, headers, body_bytes, content_type, url)
+    return call.serve()
+
+
+# ---------------------------------------------------------------------------
+# One request
+# ---------------------------------------------------------------------------
+
+
+class _Call:
+    """State of one request through the pipeline."""
+
+    def __init__(self, env, endpoint, method, record_id, query, headers, body, content_type, url):
+        self.started = time.monotonic()
+        # Configuration, logs and keys are system data: read them as superuser, never as the caller.
+        self.env = env(user=SUPERUSER_ID, su=True)
+        self.endpoint = endpoint or ""
+        self.method = (method or "GET").upper()
+        self.record_id = record_id if record_id not in (None, "") else None
+        self.query = _query_pairs(query)
+        self.raw_headers = dict(headers or {})
+        self.headers = {str(k).lower(): str(v) for k, v in self.raw_headers.items()}
+        self.body = body or b""
+        self.content_type = content_type or self.headers.get("content-type") or ""
+        self.url = url or ""
+        self.config = None
+        self.payload = None
+        # Outcome
+        self.status = 500
+        self.response_headers = {}
+        self.data = None
+        self.error = None  # SyncError, for the log
+        self.error_details = None  # traceback text, log only
+        self.res_model = None
+        self.res_ids = []
+        self.replayed = False
+
+    # ------------------------------------------------------------------ driver
+    def serve(self):
+        try:
+            self._pipeline()
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except SyncError as exc:
+            self._fail(exc)
+        except Exception as exc:  # noqa: BLE001 - the client gets a 500, the log gets the traceback
+            self._fail(self._unexpected(exc))
+        body = None if self.data is None else values.dumps(self.data)
+        if self.status == 204:
+            body = None
+        headers = dict(self._config_response_headers())
+        headers.update(self.response_headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        self._write_log(body)
+        return self.status, headers, body
+
+    def _fail(self, exc):
+        self.error = exc
+        self.status = exc.status
+        self.data = exc.to_body()
+        self.response_headers.update(exc.headers)
+        if exc.details and not self.error_details:
+            self.error_details = exc.details
+            if exc.status >= 500:
+                _logger.error("bj_api_sync: %s %s failed: %s\n%s", self.method, self.url, exc.message, exc.details)
+
+    def _unexpected(self, exc):
+        self.error_details = traceback.format_exc()
+        _logger.error(
+            "bj_api_sync: unexpected error on %s %s (endpoint %r)", self.method, self.url, self.endpoint,
+            exc_info=exc,
+        )
+        return SyncError(self.env._("Internal server error"), status=500, details=self.error_details)
+
+    def _pipeline(self):
+        self.config = self._find_config()
+        self.res_model = self.config.model_name
+        if self.method == "OPTIONS":
+            self.status = 204
+            self.response_headers["Allow"] = ", ".join(self._allowed_methods() + ["OPTIONS"])
+            return
+        self._check_method()
+        self._authenticate()
+        self.payload = self._parse_body()
+        if self.method in WRITE_METHODS and self._idempotency_key():
+            self._serve_idempotent()
+        else:
+            self._execute()
+
+    # ------------------------------------------------------------------ 1. endpoint
+    def _find_config(self):
+        config = self.env["bj.api.sync.config"].search(
+            [("request_type", "=", "in"), ("endpoint", "=", self.endpoint)], limit=1
+        )
+        if not config or not self.endpoint:
+            raise SyncError(self.env._("Endpoint not found"), status=404)
+        return config
+
+    # ------------------------------------------------------------------ 2. method
+    def _allowed_methods(self):
+        """The config's methods that make sense on this path (collection or one record)."""
+        names = set(self.config.http_method_ids.mapped(lambda m: (m.name or "").upper()))
+        allowed = [m for m in KNOWN_METHODS if m in names]
+        if self.record_id is not None and "POST" in allowed:
+            allowed.remove("POST")
+        if "GET" in allowed:
+            allowed.insert(allowed.index("GET") + 1, "HEAD")
+        return allowed
+
+    def _check_method(self):
+        allowed = self._allowed_methods()
+        if self.method not in allowed:
+            raise SyncError(
+                self.env._("Method %(method)s is not allowed on this endpoint. Allowed: %(allowed)s",
+                           method=self.method, allowed=", ".join(allowed) or "-"),
+                status=405,
+                headers={"Allow": ", ".join(allowed + ["OPTIONS"])},
+            )
+
+    # ------------------------------------------------------------------ 3. authentication
+    def _authenticate(self):
+        config = self.config
+        auth = config.auth_type or "none"
+        if auth == "basic":
+            self._check_basic()
+        elif auth == "bearer":
+            self._check_bearer()
+        elif auth == "hmac":
+            self._check_hmac()
+        for header in config.header_ids.filtered("required"):
+            sent = self.headers.get((header.key or "").strip().lower())
+            expected = header._get_value()
+            if sent is None or not expected or not _same(sent, expected):
+                raise self._unauthorized(
+                    self.env._("Missing or invalid header '%s'.", header.key),
+                    'ApiKey %s, header="%s"' % (REALM, header.key),
+                )
+
+    def _unauthorized(self, message, challenge):
+        return SyncError(message, status=401, headers={"WWW-Authenticate": challenge})
+
+    def _authorization(self, scheme):
+        """The credentials after ``scheme`` in Authorization, or None when absent."""
+        value = (self.headers.get("authorization") or "").strip()
+        if not value:
+            return None, False
+        found, _sep, credentials = value.partition(" ")
+        return credentials.strip(), found.lower() == scheme.lower()
+
+    def _check_basic(self):
+        challenge = 'Basic %s, charset="UTF-8"' % REALM
+        credentials, right_scheme = self._authorization("Basic")
+        if credentials is None:
+            raise self._unauthorized(self.env._("Authentication required (Basic)."), challenge)
+        if not right_scheme:
+            raise self._unauthorized(self.env._("Wrong authentication scheme: Basic expected."), challenge)
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise self._unauthorized(self.env._("Malformed Basic credentials."), challenge) from None
+        login, _sep, password = decoded.partition(":")
+        expected_login = self.config.login or ""
+        expected_password = self.config._get_secret("password")
+        if not expected_login or not expected_password:
+            _logger.warning("bj_api_sync: endpoint %r uses Basic Auth without login or password", self.endpoint)
+        # Both comparisons always run: timing tells nothing about which one failed.
+        ok = _same(login, expected_login) & _same(password, expected_password)
+        if not (ok and expected_login and expected_password):
+            raise self._unauthorized(self.env._("Invalid credentials."), challenge)
+
+    def _check_bearer(self):
+        challenge = "Bearer %s" % REALM
+        value = (self.headers.get("authorization") or "").strip()
+        if not value:
+            raise self._unauthorized(self.env._("Authentication required (Bearer token)."), challenge)
+        if " " in value:
+            scheme, _sep, token = value.partition(" ")
+            if scheme.lower() != "bearer":
+                raise self._unauthorized(self.env._("Wrong authentication scheme: Bearer expected."), challenge)
+        else:
+            token = value  # a bare token, as some clients send it
+        token = _strip_bearer(token)
+        expected = _strip_bearer(self.config._get_secret("bearer_token"))
+        if not expected:
+            _logger.warning("bj_api_sync: endpoint %r uses a Bearer token but none is set", self.endpoint)
+        if not (_same(token, expected) and expected):
+            raise self._unauthorized(
+                self.env._("Invalid token."), '%s, error="invalid_token"' % challenge
+            )
+
+    def _check_hmac(self):
+        challenge = 'Webhook-Signature %s, headers="webhook-id webhook-timestamp webhook-signature"' % REALM
+        secret = self.config._get_secret("hmac_secret")
+        # Several secrets separated by spaces or commas are all accepted (rotation).
+        secrets = [s for s in secret.replace(",", " ").split() if s]
+        if not secrets:
+            _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", self.endpoint)
+            raise self._unauthorized(self.env._("Invalid signature."), challenge)
+        if self._body_too_large():
+            # The signature covers the whole body, which was not read: refuse on size.
+            raise self._too_large()
+        try:
+            signing.verify(secrets, self.headers, self.body, tolerance=HMAC_TOLERANCE)
+        except signing.SignatureError as exc:
+            raise self._unauthorized(str(exc), challenge) from None
+
+    # ------------------------------------------------------------------ 4. body
+    def _body_too_large(self):
+        limit = max_body_bytes(self.env)
+        try:
+            declared = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0
+        return len(self.body) > limit or declared > limit
+
+    def _too_large(self):
+        return SyncError(
+            self.env._("Request body too large (limit: %s bytes).", max_body_bytes(self.env)), status=413
+        )
+
+    def _parse_body(self):
+        wants_body = self.method in BODY_METHODS or (self.method == "DELETE" and self.record_id is None)
+        if not wants_body:
+            return None
+        if self._body_too_large():
+            raise self._too_large()
+        mimetype = self.content_type.split(";")[0].strip().lower()
+        if mimetype and mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
+            raise SyncError(
+                self.env._("Unsupported Content-Type '%s': send application/json.", mimetype), status=415
+            )
+        if not self.body.strip():
+            if self.method == "DELETE":
+                return None
+            raise SyncError(self.env._("A JSON body is required."), status=400)
+        try:
+            payload = json.loads(self.body, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise SyncError(
+                self.env._("JSON nested too deeply (more than %s levels).", MAX_JSON_DEPTH), status=400
+            ) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SyncError(self.env._("Invalid JSON: %s", exc), status=400) from None
+        if values.json_depth(payload) > MAX_JSON_DEPTH:
+            raise SyncError(
+                self.env._("JSON nested too deeply (more than %s levels).", MAX_JSON_DEPTH), status=400
+            )
+        batch = self.method == "POST" and self.record_id is None
+        if isinstance(payload, list) and batch:
+            return payload
+        if not isinstance(payload, dict):
+            raise SyncError(
+                self.env._("The body must be a JSON object (or an array of objects for a batch POST).")
+                if batch else self.env._("The body must be a JSON object."),
+                status=400,
+            )
+        return payload
+
+    # ------------------------------------------------------------------ idempotency
+    def _idempotency_key(self):
+        key = self.headers.get(IDEMPOTENCY_HEADER)
+        if key is None and self.config.auth_type == "hmac":
+            # Standard Webhooks: the message id is the idempotency key of a delivery.
+            key = self.headers.get(signing.HEADER_ID)
+        return (key or "").strip() or None
+
+    def _serve_idempotent(self):
+        key = self._idempotency_key()
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise SyncError(
+                self.env._("Idempotency-Key too long (at most %s characters).", MAX_IDEMPOTENCY_KEY), status=400
+            )
+        fingerprint = hashlib.sha256(
+            b"\n".join([self.method.encode(), str(self.record_id or "").encode("utf-8"), self.body])
+        ).hexdigest()
+        Keys = self.env["bj.api.idempotency"]
+        outcome = Keys._claim(self.config.id, key, fingerprint)
+        if outcome[0] == "busy":
+            raise SyncError(
+                self.env._("A request with this Idempotency-Key is still in progress; retry later."),
+                status=409, headers={"Retry-After": "1"},
+            )
+        if outcome[0] == "mismatch":
+            raise SyncError(
+                self.env._("This Idempotency-Key was already used for a different request."), status=422
+            )
+        if outcome[0] == "replay":
+            _kind, status, headers, body = outcome
+            self.replayed = True
+            self.status = status
+            self.response_headers.update(headers)
+            self.response_headers["Idempotent-Replayed"] = "true"
+            self.data = json.loads(body) if body else None
+            self.res_ids = []
+            return
+        row_id = outcome[1]
+        try:
+            self._execute()
+        except SyncError as exc:
+            self._fail(exc)
+        if self.status >= 500:
+            Keys._release(row_id)
+        else:
+            body = None if self.data is None else values.dumps(self.data)
+            Keys._store(row_id, self.status, self.response_headers, body)
+
+    # ------------------------------------------------------------------ 5. execution
+    def _run_env(self):
+        config = self.config
+        user = config.user_id
+        if not user:
+            raise SyncError(self.env._("The configuration has no Run As user."), status=500)
+        if not user.active:
+            raise SyncError(self.env._("The Run As user of this endpoint is archived."), status=403)
+        context = dict(self.env.context, allowed_company_ids=[config.company_id.id])
+        if user.lang:
+            context["lang"] = user.lang
+        if user.tz:
+            context["tz"] = user.tz
+        return self.env(user=user.id, context=context, su=False)
+
+    def _execute(self):
+        run_env = self._run_env()
+        config = self.config.with_env(run_env)
+        operation = self._operation()
+        try:
+            with self.env.cr.savepoint():
+                operation(config)
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
+            self.res_ids = []
+            self.response_headers = {}
+            self.data = None
+            raise self._as_sync_error(exc) from None
+
+    def _as_sync_error(self, exc, prefix=None):
+        """Map an exception of the work to the client-facing error (re-raises retryable ones)."""
+        if isinstance(exc, PG_CONCURRENCY_EXCEPTIONS_TO_RETRY):
+            raise exc
+        if isinstance(exc, SyncError):
+            error = exc
+            if error.status >= 500 and not error.details:
+                error.details = traceback.format_exc()
+        elif isinstance(exc, AccessError):
+            error = SyncError(str(exc) or self.env._("Access denied"), status=403)
+        elif isinstance(exc, MissingError):
+            error = SyncError(str(exc) or self.env._("Record not found"), status=404)
+        elif isinstance(exc, UserError):  # ValidationError included
+            error = SyncError(str(exc), status=400)
+        elif isinstance(exc, psycopg2.IntegrityError):
+            error = SyncError(_integrity_message(self.env, exc), status=400)
+        elif isinstance(exc, (psycopg2.DataError, ValueError)):
+            error = SyncError(self.env._("Invalid value: %s", exc), status=400)
+        else:
+            error = self._unexpected(exc)
+        if prefix:
+            error = SyncError(
+                "%s: %s" % (prefix, error.message), status=error.status, line_id=error.line_id,
+                details=error.details, headers=error.headers,
+            )
+        return error
+
+    def _operation(self):
+        if self.method in ("GET", "HEAD"):
+            return self._op_read_one if self.record_id is not None else self._op_list
+        if self.method == "POST":
+            return self._op_batch if isinstance(self.payload, list) else self._op_upsert
+        if self.method in ("PUT", "PATCH"):
+            return self._op_update
+        return self._op_delete
+
+    # -- reads
+    def _op_list(self, config):
+        domain, limit, offset = self._list_query(config)
+        Model = config.env[self.res_model]
+        records = Model.search(domain, offset=offset, limit=limit or None, order="id")
+        if limit and len(records) == limit:
+            total = Model.search_count(domain)
+        elif records or not offset:
+            total = offset + len(records)
+        else:
+            total = Model.search_count(domain)
+        self._success(200, mapping.serialize(config, records), records)
+        self.response_headers["X-Total-Count"] = str(total)
+        if limit and offset + len(records) < total:
+            self.response_headers["Link"] = '<%s>; rel="next"' % self._page_url(limit, offset + limit)
+
+    def _op_read_one(self, config):
+        record = self._find_one(config, self.record_id)
+        self._success(200, mapping.serialize(config, record)[0], record)
+
+    # -- writes
+    def _op_upsert(self, config):
+        record, created = mapping.upsert(config, self.payload)
+        self._success(201 if created else 200, mapping.serialize(config, record)[0], record)
+
+    def _op_batch(self, config):
+        items = self.payload
+        if not items:
+            raise SyncError(self.env._("The batch is empty."), status=400)
+        cap = self.config.limit
+        if cap and len(items) > cap:
+            raise SyncError(
+                self.env._("Batch of %(count)s items exceeds the limit of %(limit)s.", count=len(items), limit=cap),
+                status=413,
+            )
+        Model = config.env[self.res_model]
+        results = [None] * len(items)
+        to_create = []  # (index, vals): items without identifier, created in one call
+        for index, item in enumerate(items):
+            prefix = self.env._("Item %s", index)
+            if not isinstance(item, dict):
+                raise SyncError(self.env._("%s: expected a JSON object.", prefix), status=400)
+            try:
+                if mapping.identifier_value(config, item) is None:
+                    to_create.append((index, mapping.deserialize(config, item)))
+                else:
+                    record, _created = mapping.upsert(config, item)
+                    results[index] = record.id
+            except Exception as exc:  # noqa: BLE001 - named by index, status kept
+                raise self._as_sync_error(exc, prefix=prefix) from None
+        if to_create:
+            created = self._create_many(Model, to_create)
+            for (index, _vals), record_id in zip(to_create, created.ids):
+                results[index] = record_id
+        records = Model.browse(list(dict.fromkeys(results)))
+        by_id = dict(zip(records.ids, mapping.serialize(config, records)))
+        self._success(201, [by_id[record_id] for record_id in results], records)
+
+    def _create_many(self, Model, to_create):
+        """One ``create`` for all new records; when it fails, again one by one to name the item."""
+        try:
+            with self.env.cr.savepoint():
+                return Model.create([vals for _index, vals in to_create])
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except Exception:  # noqa: BLE001 - replayed below item by item
+            _logger.debug("bj_api_sync: batch create failed, retrying item by item", exc_info=True)
+        created = Model.browse()
+        for index, vals in to_create:
+            try:
+                created |= Model.create(vals)
+                Model.env.flush_all()
+            except Exception as exc:  # noqa: BLE001 - named by index, status kept
+                raise self._as_sync_error(exc, prefix=self.env._("Item %s", index)) from None
+        return created
+
+    def _op_update(self, config):
+        record = self._find_one(config, self._target_identifier(config))
+        vals = mapping.deserialize(config, self.payload, record, partial=True)
+        vals.pop("id", None)
+        if vals:
+            record.write(vals)
+        self._success(200, mapping.serialize(config, record)[0], record)
+
+    def _op_delete(self, config):
+        record = self._find_one(config, self._target_identifier(config))
+        snapshot = mapping.serialize(config, record)[0]
+        if self.config.delete_mode == "archive":
+            if not record._active_name:
+                raise SyncError(
+                    self.env._("Model %s cannot be archived: it has no active field.", self.res_model), status=400
+                )
+            record.action_archive()
+        else:
+            record.unlink()
+        self._success(200, snapshot, record)
+
+    # -- helpers
+    def _success(self, status, data, records):
+        self.status = status
+        self.data = data
+        self.res_ids = records.ids
+
+    def _target_identifier(self, config):
+        if self.record_id is not None:
+            return self.record_id
+        value = mapping.identifier_value(config, self.payload or {}) if self.payload else None
+        if value in (None, False, ""):
+            raise SyncError(
+                self.env._("A record identifier is required: in the URL (/%(endpoint)s/<id>) or as '%(key)s' "
+                           "in the body.", endpoint=self.endpoint, key=mapping.identifier_key(config)),
+                status=400,
+            )
+        return value
+
+    def _find_one(self, config, value):
+        records = mapping.find_records(config, value)
+        if not records:
+            raise SyncError(self.env._("Record not found: %s", value), status=404)
+        if len(records) > 1:
+            raise SyncError(
+                self.env._("Identifier %(value)s matches %(count)s records.", value=value, count=len(records)),
+                status=409,
+            )
+        return records
+
+    def _list_query(self, config):
+        """Domain, limit and offset from the query string; unknown keys are refused."""
+        cfg = self.config
+        domain = list(cfg.with_env(cfg.env(user=config.env.uid, su=True))._get_filter_domain())
+        filters = {}
+        for param in cfg.param_ids:
+            filters[param.key] = (param.field_id, param.operator)
+        for line in cfg.line_ids:
+            if line.value_type == "plain" and line.api_key and line.api_key not in filters:
+                filters[line.api_key] = (line.field_id, "=")
+        default_limit = cfg.page_size if cfg.is_paginated and cfg.page_size else cfg.limit
+        limit, offset = default_limit, 0
+        seen = set()
+        for key, raw in self.query:
+            if key in seen:
+                raise SyncError(self.env._("Query parameter '%s' is given more than once.", key), status=400)
+            seen.add(key)
+            if key == "limit":
+                limit = _query_int(self.env, key, raw, minimum=1)
+            elif key == "offset":
+                offset = _query_int(self.env, key, raw, minimum=0)
+            elif key in filters:
+                field, operator = filters[key]
+                value = values.parse_query_value(field.ttype, raw, operator, key=key)
+                domain.append((field.name, operator, value))
+            else:
+                allowed = ", ".join(sorted({"limit", "offset"} | set(filters)))
+                raise SyncError(
+                    self.env._("Unknown query parameter '%(key)s'. Allowed: %(allowed)s", key=key, allowed=allowed),
+                    status=400,
+                )
+        if cfg.limit and (not limit or limit > cfg.limit):
+            limit = cfg.limit
+        return domain, limit, offset
+
+    def _page_url(self, limit, offset):
+        parts = urlsplit(self.url)
+        pairs = [(k, v) for k, v in self.query if k not in ("limit", "offset")]
+        pairs += [("limit", str(limit)), ("offset", str(offset))]
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
+
+    # ------------------------------------------------------------------ response & log
+    def _config_response_headers(self):
+        """Headers rows not marked Required are sent with every response (never secret ones)."""
+        if not self.config:
+            return {}
+        return {
+            header.key: header.value_plain or ""
+            for header in self.config.header_ids
+            if not header.required and not header.secret and header.key
+        }
+
+    def _write_log(self, body):
+        config = self.config
+        log_payloads = config.log_payloads if config else True
+        secret_names = []
+        if config:
+            secret_names = [h.key for h in config.header_ids if h.secret or h.required]
+        error_message = False
+        if self.error is not None:
+            error_message = self.error.message
+            if self.error_details:
+                error_message = "%s\n\n%s" % (error_message, self.error_details)
+        vals = {
+            "config_id": config.id if config else False,
+            "direction": "in",
+            "method": self.method,
+            "url": self.url,
+            "request_headers": "\n".join(
+                "%s: %s" % item for item in redact_headers(self.raw_headers, secret_names).items()
+            ),
+            "request_data": _log_text(self.body) if log_payloads else False,
+            "response_code": self.status,
+            "response_data": body if log_payloads else False,
+            "status": "success" if self.status < 400 else "error",
+            "error_message": error_message,
+            "res_model": self.res_model or False,
+            "res_ids": ",".join(str(i) for i in self.res_ids) or False,
+            "duration_ms": int((time.monotonic() - self.started) * 1000),
+        }
+        try:
+            with self.env.cr.savepoint():
+                self.env["bj.api.log"].create(vals)
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500
+            _logger.exception("bj_api_sync: could not write the log of %s %s", self.method, self.url)
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _same(a, b):
+    """Constant-time comparison of two texts."""
+    return hmac.compare_digest((a or "").encode("utf-8"), (b or "").encode("utf-8"))
+
+
+def _strip_bearer(token):
+    token = (token or "").strip()
+    while token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    return token
+
+
+def _refuse_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _query_pairs(query):
+    if query is None:
+        return []
+    if hasattr(query, "items") and hasattr(query, "getlist"):
+        return list(query.items(multi=True))
+    if hasattr(query, "items"):
+        return [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])]
+    return list(query)
+
+
+def _query_int(env, key, raw, minimum):
+    text = (raw or "").strip()
+    if not text.isdigit() or int(text) < minimum or len(text) > 10:
+        raise SyncError(
+            env._("Query parameter '%(key)s': expected an integer >= %(minimum)s, got '%(raw)s'.",
+                  key=key, minimum=minimum, raw=raw),
+            status=400,
+        )
+    return int(text)
+
+
+def _log_text(body):
+    if not body:
+        return False
+    return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+
+
+def _integrity_message(env, exc):
+    try:
+        from odoo.service.model import _as_validation_error  # noqa: PLC0415 - private helper, optional
+
+        return str(_as_validation_error(env, exc))
+    except Exception:  # noqa: BLE001
+        return env._("The operation violates a database constraint: %s", exc.pgerror or exc)
+
+
+# ---------------------------------------------------------------------------
+# Config buttons
+# ---------------------------------------------------------------------------
 
 
 def test_connection(config):
-    raise UserError(_("Test Connection is not available yet for inbound configurations."))
+    """Check an inbound config is usable and show its URL with a ready ``curl`` command."""
+    from . import openapi  # noqa: PLC0415
+
+    env = config.env
+    problems = []
+    if not config.active:
+        problems.append(env._("The configuration is archived: its endpoint answers 404."))
+    if not config.endpoint:
+        problems.append(env._("No endpoint is set."))
+    if not config.http_method_ids:
+        problems.append(env._("No HTTP method is selected: every request gets 405."))
+    if not config.line_ids:
+        problems.append(env._("No Configuration Lines: records would be empty."))
+    elif not config._get_identifier_line():
+        problems.append(env._("No line is marked Is Record Identifier."))
+    if not config.user_id:
+        problems.append(env._("No Run As user."))
+    auth = config.auth_type or "none"
+    if auth == "basic" and not (config.login and config._get_secret("password")):
+        problems.append(env._("Basic Auth needs a login and a password."))
+    elif auth == "bearer" and not config._get_secret("bearer_token"):
+        problems.append(env._("Bearer Token authentication needs a token."))
+    elif auth == "hmac" and not config._get_secret("hmac_secret"):
+        problems.append(env._("HMAC Signature authentication needs a secret."))
+    for header in config.header_ids.filtered("required"):
+        if not header._get_value():
+            problems.append(env._("Required header '%s' has no value.", header.key))
+    url = config.full_url or ""
+    curl = openapi.curl_command(config)
+    if problems:
+        message = "%s\n\n%s\n%s" % ("\n".join("• " + p for p in problems), url, curl)
+        kind, title = "danger", env._("Configuration incomplete")
+    else:
+        message = "%s\n\n%s" % (url, curl)
+        kind, title = "success", env._("Endpoint ready")
+    return {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {"title": title, "message": message, "sticky": True, "type": kind},
+    }
 
 
 def download_openapi_action(config):
-    raise UserError(_("Download OpenAPI is not available yet."))
+    """Open the OpenAPI document of this endpoint as a download."""
+    return {
+        "type": "ir.actions.act_url",
+        "url": "%s/openapi.json?%s" % (API_PREFIX, urlencode({"endpoint": config.endpoint or "", "download": 1})),
+        "target": "new",
+    }

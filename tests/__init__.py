@@ -1,2 +1,4 @@
 from . import test_foundation
 from . import test_config_transfer
+from . import test_inbound
+from . import test_openapi

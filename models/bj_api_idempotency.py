@@ -3,7 +3,7 @@ import logging
 
 from psycopg2 import errors as pg_errors
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 
 _logger = logging.getLogger(__name__)
 
@@ -137,6 +137,13 @@ class BjApiIdempotency(models.Model):
 
 class BjApiLog(models.Model):
     _inherit = "bj.api.log"
+
+    def init(self):
+        super().init()
+        # The inbound rate limit and the config health count a config's logs of the last minutes.
+        tools.create_index(
+            self.env.cr, "bj_api_log_config_id_create_date_idx", self._table, ["config_id", "create_date"]
+        )
 
     @api.model
     def _purge_old_logs(self):

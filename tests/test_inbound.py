@@ -672,6 +672,19 @@ class TestInbound(InboundCase):
         response = self.call("GET", "/company-ep/%s" % self.person.id, token=None)
         self.assertEqual(response.json()["company_id"], company_b.id)
 
+    def test_429_rate_limit(self):
+        self._in_config("limited-ep", rate_limit=3, auth_type="bearer", bearer_token="t0k")
+        # refused credentials do not eat the budget of the real client
+        for _i in range(5):
+            self.assertError(self.call("GET", "/limited-ep", token="wrong"), 401)
+        for _i in range(3):
+            self.assertStatus(self.call("GET", "/limited-ep", token="t0k"), 200)
+        response = self.call("GET", "/limited-ep", token="t0k")
+        self.assertError(response, 429, "3 requests per minute")
+        self.assertTrue(1 <= int(response.headers["Retry-After"]) <= 61)
+        self.assertError(self.call("POST", "/limited-ep", {"name": "Too many"}, token="t0k"), 429)
+        self.assertFalse(self.Partner.search([("name", "=", "Too many")]))
+
     def test_service_without_http(self):
         """handle() is usable on its own (bench, other entry points)."""
         status, headers, body = inbound.handle(

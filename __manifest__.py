@@ -26,6 +26,11 @@
     "demo": [
         "demo/bj_api_sync_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "bj_api_sync/static/tests/tours/*.js",
+        ],
+    },
     "installable": True,
     "application": False,
 }

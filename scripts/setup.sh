@@ -20,6 +20,9 @@ ODOO_SRC="$BJ_HOME/odoo-18.0"
 # 2. System packages (PostgreSQL server is preinstalled on these machines, but not everywhere)
 need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+# Browser tours (HttpCase.start_tour) need Chromium; the Postman collection runs with newman (npm).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -44,6 +47,13 @@ if [ ! -f "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt" -r "$here/requirements-dev.txt" >>"$BJ_HOME/pip.log" 2>&1 || { tail -n 40 "$BJ_HOME/pip.log"; exit 1; }
   rm -f "$venv"/.bj_extra_*
   touch "$venv/.bj_extra_$(sha1sum "$here/requirements-dev.txt" | cut -c1-12)"
+fi
+
+# 3b. newman (Postman's command-line runner) for scripts/newman.sh, in $BJ_HOME/node
+if [ ! -x "$BJ_HOME/node/node_modules/.bin/newman" ]; then
+  log "installing newman with npm into $BJ_HOME/node"
+  npm install --prefix "$BJ_HOME/node" --no-audit --no-fund --loglevel=error newman@6 >>"$BJ_HOME/npm.log" 2>&1 \
+    || log "WARNING: npm install newman failed (see $BJ_HOME/npm.log): scripts/newman.sh will fail"
 fi
 
 # 4. Addons path: the checkout may have any name, Odoo needs it as bj_api_sync

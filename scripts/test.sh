@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: plain-Python tests (pytest) and the Odoo tests in a fresh database.
+# Runs every test: plain-Python tests (pytest), the Odoo tests in a fresh database, then the
+# vendor's Postman collection with newman against a live Odoo (scripts/newman.sh; BJ_NEWMAN=0 skips it).
 # Does all set-up first (scripts/setup.sh). Exits non-zero on any failure, or when the
 # Odoo tests did not run. Ends with one summary line "N passed, N failed".
 set -uo pipefail
@@ -37,6 +38,26 @@ if [ -z "$result" ]; then
   echo "$unit_passed passed, $((unit_failed + 1)) failed"
   exit 1
 fi
+
+echo "== newman: the vendor's Postman collection against a live Odoo with the demo data"
+newman_out="$logdir/newman-$db.txt"
+if [ "${BJ_NEWMAN:-1}" = 0 ]; then
+  echo "newman: skipped (BJ_NEWMAN=0)"; echo "newman: 0 passed, 0 failed" > "$newman_out"; newman_rc=0
+else
+  BJ_SKIP_SETUP=1 BJ_NEWMAN_FRESH=1 BJ_NEWMAN_DB="${db}_newman" BJ_NEWMAN_PORT="${BJ_NEWMAN_PORT:-$((port + 200))}" \
+    bash "$here/scripts/newman.sh" > "$newman_out" 2>&1
+  newman_rc=$?
+fi
+sed -n '/^request  /,$p' "$newman_out"
+newman_line=$(grep -E "^newman: [0-9]+ passed, [0-9]+ failed$" "$newman_out" | tail -n1)
+if [ -z "$newman_line" ]; then
+  tail -n 40 "$newman_out"
+  newman_line="newman: 0 passed, 1 failed"
+fi
+n_passed=$(sed -E 's/^newman: ([0-9]+) passed.*/\1/' <<<"$newman_line")
+n_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$newman_line")
+if [ "$newman_rc" -ne 0 ] && [ "$n_failed" -eq 0 ]; then n_failed=1; fi
+
 o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$result")
 o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
 o_total=$(sed -E 's/.*error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
@@ -47,9 +68,9 @@ if [ "$o_total" -eq 0 ]; then
   echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))
 fi
 o_passed=$((o_total - o_failed - o_errors))
-passed=$((unit_passed + o_passed))
-failed=$((unit_failed + o_bad + load_errors))
-echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors"
+passed=$((unit_passed + o_passed + n_passed))
+failed=$((unit_failed + o_bad + load_errors + n_failed))
+echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out)"
 if [ "$odoo_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,3 +4,4 @@ from . import test_inbound
 from . import test_openapi
 from . import test_mapping
 from . import test_scripts
+from . import test_tour

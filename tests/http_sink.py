@@ -1,0 +1,147 @@
+"""Real HTTP servers on 127.0.0.1 for the outbound tests: no mocked requests.
+
+``HttpSink`` runs a ``ThreadingHTTPServer`` in a thread, records every request it
+receives and answers with what its responder says. A responder is a callable
+``(received) -> reply`` or a list of replies used in turn (the last one repeats).
+A reply is ``status``, ``(status, body)`` or ``(status, body, headers)``; a dict or
+list body is sent as JSON; ``HANG`` never answers (until the sink stops).
+"""
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+HANG = object()
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: dict
+    headers: dict  # names lower-cased
+    body: bytes
+    at: float = 0.0
+    raw_headers: list = field(default_factory=list)
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # One response = headers then body: without this, Nagle + delayed ACK add ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        received = Received(
+            method=self.command,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            at=time.monotonic(),
+            raw_headers=list(self.headers.items()),
+        )
+        with self.server.lock:
+            self.server.received.append(received)
+        reply = self.server.reply_for(received)
+        if reply is HANG:
+            self.server.stopping.wait(30)
+            self.close_connection = True
+            return
+        status, payload, headers = reply
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload).encode("utf-8")
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        elif isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        payload = payload or b""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class HttpSink:
+    def __init__(self, responder=None):
+        self.responder = responder if responder is not None else (lambda received: (200, {"ok": True}))
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.received = []
+        self.server.lock = threading.Lock()
+        self.server.stopping = threading.Event()
+        self.server.reply_for = self._reply_for
+        self._queue = list(self.responder) if isinstance(self.responder, (list, tuple)) else None
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def _reply_for(self, received):
+        if self._queue is not None:
+            with self.server.lock:
+                reply = self._queue.pop(0) if len(self._queue) > 1 else self._queue[0]
+        else:
+            reply = self.responder(received)
+        if reply is HANG:
+            return HANG
+        if isinstance(reply, int):
+            return reply, b"", None
+        return (tuple(reply) + (b"", None))[:3]
+
+    @property
+    def requests(self):
+        with self.server.lock:
+            return list(self.server.received)
+
+    @property
+    def port(self):
+        return self.server.server_address[1]
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%s%s" % (self.port, path)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def free_port():
+    """A loopback port nobody listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -9,3 +9,4 @@ from . import bj_api_log
 from . import bj_api_sync_job
 from . import bj_api_sync_binding
 from . import bj_api_idempotency
+from . import bj_api_rate_limit

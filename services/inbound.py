@@ -37,6 +37,8 @@ _logger = logging.getLogger(__name__)
 API_PREFIX = "/bj_api_sync/v1"
 MAX_BODY_PARAM = "bj_api_sync.max_body_bytes"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+MAX_RESPONSE_PARAM = "bj_api_sync.max_response_bytes"
+DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_IDEMPOTENCY_KEY = 255
 HMAC_TOLERANCE = 300  # seconds, SPEC §6
@@ -62,6 +64,20 @@ def max_body_bytes(env):
         _logger.warning("Invalid system parameter %s=%r: using %d", MAX_BODY_PARAM, raw, DEFAULT_MAX_BODY)
         limit = DEFAULT_MAX_BODY
     return limit if limit > 0 else DEFAULT_MAX_BODY
+
+
+def max_response_bytes(env):
+    """The response size limit in characters (``bj_api_sync.max_response_bytes``, default 64 MiB)."""
+    raw = env["ir.config_parameter"].sudo().get_param(MAX_RESPONSE_PARAM)
+    try:
+        limit = int(raw) if raw else DEFAULT_MAX_RESPONSE
+    except ValueError:
+        limit = DEFAULT_MAX_RESPONSE
+    return limit if limit > 0 else DEFAULT_MAX_RESPONSE
+
+
+class _ResponseTooLarge(SyncError):
+    """A 500 whose message quotes sizes only, so the client may read it."""
 
 
 def handle(env, endpoint, method, record_id=None, query=None, headers=None, body_bytes=b"",
@@ -110,6 +126,7 @@ class _Call:
         self.res_model = None
         self.res_ids = []
         self.replayed = False
+        self.dumped = None  # (data, its JSON text), made once by _check_response
 
     # ------------------------------------------------------------------ driver
     def serve(self):
@@ -121,7 +138,7 @@ class _Call:
             self._fail(exc)
         except Exception as exc:  # noqa: BLE001 - the client gets a 500, the log gets the traceback
             self._fail(self._unexpected(exc))
-        body = None if self.data is None else values.dumps(self.data)
+        body = self._response_text()
         if self.status == 204:
             body = None
         headers = dict(self._config_response_headers())
@@ -135,11 +152,26 @@ class _Call:
         self.error = exc
         self.status = exc.status
         self.data = exc.to_body()
+        # The client never gets more than a status-safe message; the log row keeps the whole text.
+        key = "error" if "error" in self.data else "message"
+        if exc.status >= 500 and not isinstance(exc, _ResponseTooLarge):
+            # An unexpected error's text may quote data the caller must not see (a value of another
+            # record in a script's exception).
+            self.data[key] = self._generic_5xx(exc)
+        elif exc.status in (403, 404) and "\n" in exc.message.strip():
+            # Odoo's access and missing-record errors go on to name the records and rules involved.
+            self.data[key] = exc.message.strip().splitlines()[0].strip()
         self.response_headers.update(exc.headers)
         if exc.details and not self.error_details:
             self.error_details = exc.details
             if exc.status >= 500:
                 _logger.error("bj_api_sync: %s %s failed: %s\n%s", self.method, self.url, exc.message, exc.details)
+
+    def _generic_5xx(self, exc):
+        if exc.line_id:
+            key = self.env["bj.api.sync.config.line"].browse(exc.line_id).exists().api_key or exc.line_id
+            return self.env._("Error in line '%s' (details in the API log).", key)
+        return self.env._("Internal server error")
 
     def _unexpected(self, exc):
         self.error_details = traceback.format_exc()
@@ -157,8 +189,9 @@ class _Call:
             self.response_headers["Allow"] = ", ".join(self._allowed_methods() + ["OPTIONS"])
             return
         self._check_method()
-        self._authenticate()
         self._check_rate_limit()
+        self._authenticate()
+        self._consume_rate_limit()
         self.payload = self._parse_body()
         if self.method in WRITE_METHODS and self._idempotency_key():
             self._serve_idempotent()
@@ -218,26 +251,23 @@ class _Call:
                 )
 
     def _check_rate_limit(self):
-        """Per-config requests per minute, counted on the log so that every worker sees them.
+        """Before authentication: once this minute's budget is spent, refuse without further work.
 
-        Counting committed log rows needs no lock: concurrent requests may overshoot
-        the limit by the number of requests in flight, never serialize on a counter.
+        Only reads the counter, so requests with wrong credentials cannot spend the
+        budget of the real client (they are refused here only when it is already spent).
         """
         limit = self.config.rate_limit
-        if not limit:
-            return
-        self.env.cr.execute(
-            """
-            SELECT count(*), EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - min(create_date))
-              FROM bj_api_log
-             WHERE config_id = %s AND direction = 'in' AND response_code NOT IN (401, 429)
-               AND create_date > (now() AT TIME ZONE 'UTC') - interval '60 seconds'
-            """,
-            [self.config.id],
-        )
-        count, age = self.env.cr.fetchone()
-        if count >= limit:
-            retry_after = min(60, max(1, int(60 - float(age or 0)) + 1))
+        if limit:
+            self._rate_limited(limit, self.env["bj.api.rate.limit"]._peek(self.config.id, limit))
+
+    def _consume_rate_limit(self):
+        """After authentication: count the request on the shared per-minute counter (atomic)."""
+        limit = self.config.rate_limit
+        if limit:
+            self._rate_limited(limit, self.env["bj.api.rate.limit"]._consume(self.config.id, limit))
+
+    def _rate_limited(self, limit, retry_after):
+        if retry_after:
             raise SyncError(
                 self.env._("Rate limit exceeded: %s requests per minute.", limit),
                 status=429, headers={"Retry-After": str(retry_after)},
@@ -408,7 +438,7 @@ class _Call:
         if self.status >= 500:
             Keys._release(row_id)
         else:
-            body = None if self.data is None else values.dumps(self.data)
+            body = self._response_text()
             Keys._store(row_id, self.status, self.response_headers, body)
 
     # ------------------------------------------------------------------ 5. execution
@@ -433,6 +463,7 @@ class _Call:
         try:
             with self.env.cr.savepoint():
                 operation(config)
+                self._check_response()
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
@@ -440,6 +471,34 @@ class _Call:
             self.response_headers = {}
             self.data = None
             raise self._as_sync_error(exc) from None
+
+    def _check_response(self):
+        """Serialize the answer inside the savepoint: a body that is not JSON (a script returned NaN
+        or an object) or larger than ``max_response_bytes`` fails the request and rolls its writes back."""
+        if self.data is None:
+            return
+        try:
+            text = values.dumps(self.data)
+        except (TypeError, ValueError) as exc:
+            raise SyncError(
+                self.env._("The response is not valid JSON: %s", exc), status=500, details=traceback.format_exc()
+            ) from None
+        limit = max_response_bytes(self.env)
+        if len(text) > limit:
+            raise _ResponseTooLarge(
+                self.env._("Response too large (%(size)s characters, limit %(limit)s): request fewer records "
+                           "(?limit=) or raise the system parameter %(param)s.",
+                           size=len(text), limit=limit, param=MAX_RESPONSE_PARAM),
+                status=500,
+            )
+        self.dumped = (self.data, text)
+
+    def _response_text(self):
+        if self.data is None:
+            return None
+        if self.dumped and self.dumped[0] is self.data:
+            return self.dumped[1]
+        return values.dumps(self.data)
 
     def _as_sync_error(self, exc, prefix=None):
         """Map an exception of the work to the client-facing error (re-raises retryable ones)."""
@@ -457,7 +516,11 @@ class _Call:
             error = SyncError(str(exc), status=400)
         elif isinstance(exc, psycopg2.IntegrityError):
             error = SyncError(_integrity_message(self.env, exc), status=400)
-        elif isinstance(exc, (psycopg2.DataError, ValueError)):
+        elif isinstance(exc, psycopg2.DataError):
+            # pgerror quotes the SQL statement around the bad value: only the primary message goes out.
+            error = SyncError(self.env._("Invalid value: %s", exc.diag.message_primary or exc), status=400,
+                              details=str(exc))
+        elif isinstance(exc, ValueError):
             error = SyncError(self.env._("Invalid value: %s", exc), status=400)
         else:
             error = self._unexpected(exc)

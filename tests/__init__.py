@@ -6,3 +6,4 @@ from . import test_mapping
 from . import test_scripts
 from . import test_tour
 from . import test_outbound
+from . import test_security

@@ -7,3 +7,4 @@ from . import test_scripts
 from . import test_tour
 from . import test_outbound
 from . import test_security
+from . import test_properties

@@ -6,6 +6,8 @@ which is tested and benchmarked without werkzeug.
 
 import logging
 
+from werkzeug.exceptions import HTTPException
+
 from odoo import http
 from odoo.http import request
 
@@ -31,7 +33,11 @@ class BjApiSyncController(http.Controller):
         if not request.db:
             return self._json_response(404, {}, values.dumps({"message": "Endpoint not found", "status_code": 404}))
         httprequest = request.httprequest
-        body = self._read_body(httprequest, inbound.max_body_bytes(request.env))
+        body_error = None
+        try:
+            body = self._read_body(httprequest, inbound.max_body_bytes(request.env))
+        except (OSError, ValueError, HTTPException) as exc:  # broken chunked encoding, client gone...
+            body, body_error = b"", str(exc) or type(exc).__name__
         status, headers, payload = inbound.handle(
             request.env,
             endpoint,
@@ -42,6 +48,7 @@ class BjApiSyncController(http.Controller):
             body_bytes=body,
             content_type=httprequest.headers.get("Content-Type"),
             url=httprequest.url,
+            body_error=body_error,
         )
         return self._json_response(status, headers, payload)
 
@@ -95,5 +102,11 @@ class BjApiSyncController(http.Controller):
         headers = dict(headers or {})
         if body is not None:
             headers.setdefault("Content-Type", "application/json; charset=utf-8")
+        if isinstance(body, str):
+            # A lone surrogate (a client's "\ud800" quoted in an error) cannot be UTF-8: written as
+            # the same JSON escape instead of failing the whole response.
+            body = body.encode("utf-8", "backslashreplace")
         response = request.make_response(body if body is not None else b"", headers=list(headers.items()), status=status)
+        if body is None:
+            response.headers.pop("Content-Type", None)  # werkzeug's default text/html, for a 204
         return response

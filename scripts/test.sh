@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: plain-Python tests (pytest), the Odoo tests in a fresh database, then the
-# vendor's Postman collection with newman against a live Odoo (scripts/newman.sh; BJ_NEWMAN=0 skips it).
+# vendor's Postman collection with newman against a live Odoo (scripts/newman.sh; BJ_NEWMAN=0 skips it)
+# and the bounded fuzz campaign (scripts/fuzz.sh, one test per goal; BJ_FUZZ=0 skips it).
 # Does all set-up first (scripts/setup.sh). Exits non-zero on any failure, or when the
 # Odoo tests did not run. Ends with one summary line "N passed, N failed".
 set -uo pipefail
@@ -58,6 +59,25 @@ n_passed=$(sed -E 's/^newman: ([0-9]+) passed.*/\1/' <<<"$newman_line")
 n_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$newman_line")
 if [ "$newman_rc" -ne 0 ] && [ "$n_failed" -eq 0 ]; then n_failed=1; fi
 
+echo "== fuzz: bounded campaign (schemathesis + malformed input) against a live Odoo with the demo data"
+fuzz_out="$logdir/fuzz-$db.txt"
+if [ "${BJ_FUZZ:-1}" = 0 ]; then
+  echo "fuzz: skipped (BJ_FUZZ=0)"; echo "fuzz: 0 passed, 0 failed" > "$fuzz_out"; fuzz_rc=0
+else
+  BJ_SKIP_SETUP=1 BJ_FUZZ_QUICK=1 BJ_FUZZ_DB="${db}_fuzz" BJ_FUZZ_PORT="${BJ_FUZZ_PORT:-$((port + 300))}" \
+    bash "$here/scripts/fuzz.sh" > "$fuzz_out" 2>&1
+  fuzz_rc=$?
+fi
+sed -n '/^== fuzz campaign goals/,$p' "$fuzz_out"
+fuzz_line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed$" "$fuzz_out" | tail -n1)
+if [ -z "$fuzz_line" ]; then
+  tail -n 40 "$fuzz_out"
+  fuzz_line="fuzz: 0 passed, 1 failed"
+fi
+f_passed=$(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$fuzz_line")
+f_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$fuzz_line")
+if [ "$fuzz_rc" -ne 0 ] && [ "$f_failed" -eq 0 ]; then f_failed=1; fi
+
 o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$result")
 o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
 o_total=$(sed -E 's/.*error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
@@ -68,9 +88,9 @@ if [ "$o_total" -eq 0 ]; then
   echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))
 fi
 o_passed=$((o_total - o_failed - o_errors))
-passed=$((unit_passed + o_passed + n_passed))
-failed=$((unit_failed + o_bad + load_errors + n_failed))
-echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out)"
+passed=$((unit_passed + o_passed + n_passed + f_passed))
+failed=$((unit_failed + o_bad + load_errors + n_failed + f_failed))
+echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out); fuzz: $f_passed passed, $f_failed failed (full output: $fuzz_out)"
 if [ "$odoo_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import traceback
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -24,7 +25,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import psycopg2
 
 from odoo import SUPERUSER_ID
-from odoo.exceptions import AccessError, MissingError, UserError
+from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
 from ..lib import signing, values
@@ -48,6 +49,9 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MIMETYPES = frozenset({"application/json", "text/json"})
 REALM = 'realm="bj_api_sync"'
 IDEMPOTENCY_HEADER = "idempotency-key"
+ENDPOINT_RE = re.compile(r"[A-Za-z0-9_-]+")  # what the config's constraint allows
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 after an even number of backslashes
+_JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [
     "name", "model_id", "model_name", "auth_type", "login", "password_encrypted", "bearer_token_encrypted",
     "hmac_secret_encrypted", "limit", "is_paginated", "page_size", "filter_domain", "company_id", "user_id",
@@ -81,16 +85,18 @@ class _ResponseTooLarge(SyncError):
 
 
 def handle(env, endpoint, method, record_id=None, query=None, headers=None, body_bytes=b"",
-           content_type=None, url=""):
+           content_type=None, url="", body_error=None):
     """Serve one inbound request; returns ``(status, headers dict, body text or None)``.
 
     ``query`` is a werkzeug MultiDict, a dict or a list of pairs; ``headers`` any
     mapping (names are matched case-insensitively); ``body_bytes`` the raw body,
     which the caller may have cut at ``max_body_bytes + 1`` bytes (the declared
     ``Content-Length`` is checked too); ``url`` the full request URL, for the log
-    and the pagination links.
+    and the pagination links; ``body_error`` why the body could not be read (a broken chunked
+    encoding, say), which makes the request a 400.
     """
     call = _Call(env, endpoint, method, record_id, query, headers, body_bytes, content_type, url)
+    call.body_error = body_error
     return call.serve()
 
 
@@ -127,6 +133,7 @@ class _Call:
         self.res_ids = []
         self.replayed = False
         self.dumped = None  # (data, its JSON text), made once by _check_response
+        self.body_error = None
 
     # ------------------------------------------------------------------ driver
     def serve(self):
@@ -192,6 +199,7 @@ class _Call:
         self._check_rate_limit()
         self._authenticate()
         self._consume_rate_limit()
+        self._refuse_nul()
         self.payload = self._parse_body()
         if self.method in WRITE_METHODS and self._idempotency_key():
             self._serve_idempotent()
@@ -200,7 +208,8 @@ class _Call:
 
     # ------------------------------------------------------------------ 1. endpoint
     def _find_config(self):
-        if not self.endpoint:
+        if not ENDPOINT_RE.fullmatch(self.endpoint):
+            # Not a name a configuration can have (NUL bytes, '../', quotes...): no query needed.
             raise SyncError(self.env._("Endpoint not found"), status=404)
         # One query for the search and the columns every request reads.
         config = self.env["bj.api.sync.config"].search_fetch(
@@ -355,7 +364,16 @@ class _Call:
             self.env._("Request body too large (limit: %s bytes).", max_body_bytes(self.env)), status=413
         )
 
+    def _refuse_nul(self):
+        """PostgreSQL text cannot hold NUL: refused here rather than failing (and logged as an error) in SQL."""
+        texts = [self.record_id or ""] + [part for pair in self.query for part in pair]
+        nul_in_body = self.method in WRITE_METHODS and b"\\u0000" in self.body and _JSON_NUL.search(self.body)
+        if nul_in_body or any("\x00" in text for text in texts):
+            raise SyncError(self.env._("NUL characters (\\u0000) are not allowed in text values."), status=400)
+
     def _parse_body(self):
+        if self.body_error:
+            raise SyncError(self.env._("Malformed request body: %s", self.body_error), status=400)
         wants_body = self.method in BODY_METHODS or (self.method == "DELETE" and self.record_id is None)
         if not wants_body:
             return None
@@ -382,6 +400,14 @@ class _Call:
             raise SyncError(
                 self.env._("JSON nested too deeply (more than %s levels).", MAX_JSON_DEPTH), status=400
             )
+        if _JSON_SURROGATE.search(self.body):
+            # "\ud800" alone is valid JSON but no Unicode text: PostgreSQL would refuse it mid-write.
+            try:
+                json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise SyncError(
+                    self.env._("Invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)."), status=400
+                ) from None
         batch = self.method == "POST" and self.record_id is None
         if isinstance(payload, list) and batch:
             return payload
@@ -407,6 +433,8 @@ class _Call:
             raise SyncError(
                 self.env._("Idempotency-Key too long (at most %s characters).", MAX_IDEMPOTENCY_KEY), status=400
             )
+        if not key.isprintable():
+            raise SyncError(self.env._("Idempotency-Key must be printable text."), status=400)
         fingerprint = hashlib.sha256(
             b"\n".join([self.method.encode(), str(self.record_id or "").encode("utf-8"), self.body])
         ).hexdigest()
@@ -514,6 +542,8 @@ class _Call:
             error = SyncError(str(exc) or self.env._("Record not found"), status=404)
         elif isinstance(exc, UserError):  # ValidationError included
             error = SyncError(str(exc), status=400)
+        elif isinstance(exc, RedirectWarning):  # a UserError with a button (e.g. "contact linked to a user")
+            error = SyncError(str(exc.args[0]), status=400)
         elif isinstance(exc, psycopg2.IntegrityError):
             error = SyncError(_integrity_message(self.env, exc), status=400)
         elif isinstance(exc, psycopg2.DataError):
@@ -522,6 +552,9 @@ class _Call:
                               details=str(exc))
         elif isinstance(exc, ValueError):
             error = SyncError(self.env._("Invalid value: %s", exc), status=400)
+        elif isinstance(exc, ArithmeticError):  # decimal.InvalidOperation, OverflowError on a client's number
+            error = SyncError(self.env._("Invalid value: a number is out of range."), status=400,
+                              details=traceback.format_exc())
         else:
             error = self._unexpected(exc)
         if prefix:
@@ -732,20 +765,20 @@ class _Call:
                 error_message = "%s\n\n%s" % (error_message, self.error_details)
         vals = {
             # name and company given here spare the log's stored computes a SELECT and an UPDATE
-            "name": ("%s %s" % (self.method, self.url))[:1000],
+            "name": ("%s %s" % (self.method, _loggable(self.url)))[:1000],
             "company_id": config.company_id.id if config else False,
             "config_id": config.id if config else False,
             "direction": "in",
             "method": self.method,
-            "url": self.url,
-            "request_headers": "\n".join(
+            "url": _loggable(self.url),
+            "request_headers": _loggable("\n".join(
                 "%s: %s" % item for item in redact_headers(self.raw_headers, secret_names).items()
-            ),
-            "request_data": _log_text(self.body) if log_payloads else False,
+            )),
+            "request_data": _loggable(_log_text(self.body)) if log_payloads else False,
             "response_code": self.status,
-            "response_data": body if log_payloads else False,
+            "response_data": _loggable(body, unicode=self.status >= 400) if log_payloads else False,
             "status": "success" if self.status < 400 else "error",
-            "error_message": error_message,
+            "error_message": _loggable(error_message, unicode=True),
             "res_model": self.res_model or False,
             "res_ids": ",".join(str(i) for i in self.res_ids) or False,
             "duration_ms": int((time.monotonic() - self.started) * 1000),
@@ -809,6 +842,22 @@ def _log_text(body):
     if not body:
         return False
     return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+
+
+def _loggable(text, unicode=False):
+    """``text`` as PostgreSQL can store it: NUL bytes spelled out and, with ``unicode``, lone
+    surrogates too (a client's JSON escape quoted in an error message; bodies and headers read
+    from bytes cannot have any)."""
+    if not isinstance(text, str):
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if unicode:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _integrity_message(env, exc):

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -623,6 +624,62 @@ class TestSecurity(SecurityCase):
         self.authenticate("admin", "admin")
         self.assertError(self.call("GET", "/partners", token=None), 401)
         self.assertEqual(self.url_open(url).status_code, 200)
+
+    def test_malformed_input_found_by_the_fuzz_campaign(self):
+        """Each of these was a 5xx or an unlogged request before (scripts/fuzz.sh found them)."""
+        url = self.base_url() + API
+        bearer = {"Authorization": "Bearer demo-token", "Content-Type": "application/json"}
+        self._in_config("typed-ep", line_ids=[
+            self._line("id", "id", is_record_identifier=True),
+            self._line("name", "name"),
+            self._line("partner_latitude", "latitude"),
+        ])
+        admin_partner = self.env.ref("base.user_admin").partner_id
+        count = self.Partner.search_count([])
+        cases = [
+            # (method, path, body, extra headers, expected status)
+            ("GET", "/par%00tners", None, {}, 404),  # NUL in the endpoint: was a 500 (query with NUL)
+            ("GET", "/partners%00", None, {}, 404),
+            ("GET", "/partners/%00", None, {}, 400),  # NUL in the id: the log row could not be written
+            ("GET", "/partners?name=a%00b", None, {}, 400),
+            ("POST", "/partners", b'{"name": "a\x00b"}', {}, 400),  # raw NUL in the body: unlogged
+            ("POST", "/partners", b'{"name": "a\\u0000b"}', {}, 400),  # NUL in a value: an SQL error
+            ("DELETE", "/partners", b'{"id": "\\u0000"}', {}, 400),
+            ("POST", "/partners", '{"name": "utf16"}'.encode("utf-16"), {}, 201),  # NULs of UTF-16: unlogged
+            ("GET", "/partners", None, {"X-Nul": "a\x00b"}, 200),  # NUL in a header: unlogged
+            ("POST", "/partners", b'{"name": "idem"}', {"Idempotency-Key": "key\x00"}, 400),  # was a 500
+            ("DELETE", "/partners/%d" % admin_partner.id, None, {}, 400),  # RedirectWarning: was a 500
+            ("POST", "/typed-ep", b'{"name": "t", "latitude": 1e300}', {}, 400),  # decimal overflow: 500
+            ("POST", "/partners", b'{"id": "\\ud800", "name": "t"}', {}, 400),  # lone surrogate quoted back
+        ]
+        for method, path, body, headers, status in cases:
+            with self.subTest(method=method, path=path, body=body), capture_addon_logs():
+                logs = self.Log.search_count([])
+                response = self.opener.request(method, url + path, data=body, headers=dict(bearer, **headers),
+                                               timeout=60)
+                self.assertEqual(response.status_code, status, response.text[:500])
+                response.json()  # valid JSON, whatever came in
+                self.assertEqual(self.Log.search_count([]), logs + 1, "one log row per request")
+                self.assertEqual(self.last_log().response_code, status)
+        self.assertEqual(self.Partner.search_count([]), count + 1)  # the UTF-16 one
+        self.assertTrue(admin_partner.exists())
+        self.assertIn("X-Nul: a\\u0000b", self.Log.search([("request_headers", "like", "X-Nul")]).request_headers)
+        # a broken chunked body is a 400 (was an OSError out of the controller: 500, no log)
+        host, port = self.base_url().split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock, capture_addon_logs():
+            sock.sendall(b"POST %s/partners HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer demo-token\r\n"
+                         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                         b"zz\r\nabc\r\n0\r\n\r\n" % (API.encode(), host.encode()))
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:300])
+        self.assertIn(b"Malformed request body", answer)
+        self.assertEqual(self.last_log().response_code, 400)
+        # a 204 has no body, hence no Content-Type (werkzeug's default was text/html)
+        response = self.opener.options(url + "/partners")
+        self.assertEqual(response.status_code, 204)
+        self.assertNotIn("Content-Type", response.headers)
 
     # ---------------------------------------------------------------------------
     # 4. Script sandbox

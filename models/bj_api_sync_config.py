@@ -187,6 +187,7 @@ class BjApiSyncConfig(models.Model):
     )
     consecutive_failures = fields.Integer(readonly=True, copy=False)
     paused = fields.Boolean(
+        default=False,
         tracking=True,
         copy=False,
         help="A paused configuration sends nothing; queued jobs wait. Set automatically by the circuit breaker.",

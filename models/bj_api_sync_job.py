@@ -56,6 +56,17 @@ class BjApiSyncJob(models.Model):
         ("idempotency_key_unique", "unique(idempotency_key)", "Idempotency keys must be unique."),
     ]
 
+    def init(self):
+        # The worker's claim looks for earlier unfinished jobs of the same record (ordering).
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS bj_api_sync_job_open_idx ON bj_api_sync_job "
+            "(config_id, res_model, res_ids, id) WHERE state IN ('pending', 'running', 'failed')"
+        )
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS bj_api_sync_job_due_idx ON bj_api_sync_job "
+            "(next_attempt_at, id) WHERE state = 'pending'"
+        )
+
     @api.depends("config_id", "res_model", "res_ids")
     def _compute_name(self):
         for job in self:

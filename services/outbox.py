@@ -13,7 +13,9 @@ import random
 import time
 from datetime import timedelta
 
-from odoo import _, fields
+import psycopg2
+
+from odoo import fields
 from odoo.modules import module as odoo_module
 
 _logger = logging.getLogger(__name__)
@@ -28,8 +30,8 @@ CLAIM_SQL = """
       FROM bj_api_sync_job job
       JOIN bj_api_sync_config config ON config.id = job.config_id
      WHERE job.state = 'pending'
-       AND job.next_attempt_at <= (now() at time zone 'utc')
-       AND (NOT config.paused OR job.id = ANY(%(probe_ids)s))
+       AND job.next_attempt_at <= %(now)s
+       AND (NOT COALESCE(config.paused, FALSE) OR job.id = ANY(%(probe_ids)s))
        AND NOT EXISTS (
             SELECT 1 FROM bj_api_sync_job earlier
              WHERE earlier.config_id = job.config_id
@@ -50,6 +52,7 @@ def enqueue(config, requests):
     (list of ids) and idempotency_key.
     """
     Job = config.env["bj.api.sync.job"].sudo()
+    requests = _without_duplicates(config, requests)
     jobs = Job.create(
         [
             {
@@ -67,6 +70,35 @@ def enqueue(config, requests):
     if jobs:
         jobs._trigger_worker()
     return jobs
+
+
+def _without_duplicates(config, requests):
+    """Drop a request whose record already waits in a pending job with the same body.
+
+    Automation rules fire several times in one save (once per recomputed field); the
+    remote needs the record's state once, not once per recompute.
+    """
+    keys = {(req.get("res_model"), ",".join(str(i) for i in req.get("res_ids") or [])) for req in requests}
+    pending = config.env["bj.api.sync.job"].sudo().search(
+        [
+            ("config_id", "=", config.id),
+            ("state", "=", "pending"),
+            ("attempts", "=", 0),
+            ("res_ids", "in", [res_ids for _model, res_ids in keys]),
+        ],
+        order="id desc",
+    )
+    latest = {}
+    for job in pending:
+        latest.setdefault((job.res_model, job.res_ids, job.url, job.method), job.payload)
+    kept = []
+    for req in requests:
+        key = (req.get("res_model"), ",".join(str(i) for i in req.get("res_ids") or []), req["url"], req["method"])
+        if key in latest and latest[key] == req.get("body"):
+            continue
+        latest[key] = req.get("body")
+        kept.append(req)
+    return kept
 
 
 def _param_int(env, key, default):
@@ -104,25 +136,47 @@ def _probe_job_ids(env):
     return ids
 
 
-def claim(env, limit):
+def claim(env, limit, commit=None):
     """Claim up to ``limit`` due jobs for this worker and commit the claim."""
-    env.cr.execute(CLAIM_SQL, {"limit": limit, "probe_ids": _probe_job_ids(env)})
-    ids = [row[0] for row in env.cr.fetchall()]
+    env.flush_all()  # the claim is SQL: pending ORM writes (states, attempts) must be visible to it
+    if _committing(commit):
+        # A queue claim wants READ COMMITTED: with SKIP LOCKED it then never conflicts with
+        # rows other workers claimed after our snapshot (REPEATABLE READ would raise).
+        env.cr.commit()
+        env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    params = {"limit": limit, "probe_ids": _probe_job_ids(env), "now": fields.Datetime.now()}
+    for _try in range(5):
+        try:
+            with env.cr.savepoint(flush=False):
+                env.cr.execute(CLAIM_SQL, params)
+                ids = [row[0] for row in env.cr.fetchall()]
+            break
+        except psycopg2.errors.SerializationFailure:
+            # Another worker claimed rows after our snapshot was taken: start a fresh one.
+            if not _committing(commit):
+                raise
+            env.cr.rollback()
+    else:
+        return env["bj.api.sync.job"]
     if not ids:
         return env["bj.api.sync.job"]
     jobs = env["bj.api.sync.job"].sudo().browse(ids)
     jobs.write({"state": "running", "started_at": fields.Datetime.now()})
-    _commit(env)
+    _commit(env, commit)
     return jobs
 
 
-def _commit(env):
-    # Under the test runner the whole test shares one transaction: never commit there.
-    if not odoo_module.current_test:
+def _committing(commit=None):
+    """Commit per job in production; under the test runner the test's transaction is shared."""
+    return commit if commit is not None else not odoo_module.current_test
+
+
+def _commit(env, commit=None):
+    if _committing(commit):
         env.cr.commit()
 
 
-def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, deliver=None):
+def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, deliver=None, commit=None):
     """Cron entry point: deliver due jobs for at most ``time_budget`` seconds."""
     from . import outbound
 
@@ -131,24 +185,34 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < time_budget:
-        jobs = claim(env, batch)
+        jobs = claim(env, batch, commit)
         if not jobs:
             break
         for index, job in enumerate(jobs):
             _run_one(job, deliver)
             done += 1
-            _commit(env)
+            _commit(env, commit)
             if time.monotonic() - started >= time_budget:
                 jobs[index + 1:].write({"state": "pending"})  # claimed but not started: release
-                _commit(env)
+                _commit(env, commit)
                 break
     remaining = env["bj.api.sync.job"].sudo().search_count([("state", "=", "pending")])
     env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)
     return done
 
 
+def _may_send(config):
+    """False while paused, except for the circuit breaker's due probe."""
+    if not config.paused:
+        return True
+    return config.pause_reason == "circuit" and (config.next_probe_at or fields.Datetime.now()) <= fields.Datetime.now()
+
+
 def _run_one(job, deliver):
     config = job.config_id
+    if not _may_send(config):
+        job.write({"state": "pending"})  # the config paused while this batch was claimed
+        return False
     attempt = job.attempts + 1
     try:
         outcome = deliver(job, attempt=attempt)
@@ -161,7 +225,7 @@ def _run_one(job, deliver):
         job.write(vals)
         _record_success(config)
         return True
-    vals["last_error"] = outcome.get("error") or _("HTTP status %s", outcome.get("status"))
+    vals["last_error"] = outcome.get("error") or job.env._("HTTP status %s", outcome.get("status"))
     retryable = outcome.get("retryable", True)
     if retryable and attempt <= config.max_retries:
         vals.update(state="pending", next_attempt_at=_next_attempt(config, attempt, outcome.get("retry_after")))
@@ -185,7 +249,7 @@ def _next_attempt(config, attempt, retry_after=None):
 def _notify_failed(job):
     config = job.config_id
     config.sudo().message_post(
-        body=_(
+        body=config.env._(
             "Sync job #%(job)s failed after %(attempts)s attempts: %(error)s. "
             "Open Sync Jobs to retry it.",
             job=job.id,
@@ -204,7 +268,7 @@ def _record_success(config):
         vals["consecutive_failures"] = 0
     if config.paused and config.pause_reason == "circuit":
         vals.update(paused=False, pause_reason=False, next_probe_at=False)
-        config.message_post(body=_("A probe request succeeded: deliveries resumed."))
+        config.message_post(body=config.env._("A probe request succeeded: deliveries resumed."))
     if vals:
         config.write(vals)
 
@@ -220,8 +284,12 @@ def _record_failure(config, status):
             minutes=_param_int(config.env, PROBE_MINUTES_PARAM, 5)
         )
     elif not config.paused and (status == 410 or (threshold and failures >= threshold)):
-        pause(config, status == 410 and _("the remote answered 410 Gone")
-              or _("%s failed deliveries in a row", failures))
+        reason = (
+            config.env._("the remote answered 410 Gone")
+            if status == 410
+            else config.env._("%s failed deliveries in a row", failures)
+        )
+        pause(config, reason)
         return
     config.write(vals)
 
@@ -237,7 +305,7 @@ def pause(config, reason):
             "next_probe_at": fields.Datetime.now() + timedelta(minutes=minutes),
         }
     )
-    message = _(
+    message = config.env._(
         "Deliveries paused: %(reason)s. Pending jobs wait; a probe is sent every %(minutes)s minutes "
         "and deliveries resume when it succeeds, or press Resume.",
         reason=reason,
@@ -247,7 +315,7 @@ def pause(config, reason):
     if config.responsible_id:
         config.activity_schedule(
             "mail.mail_activity_data_todo",
-            summary=_("API deliveries paused"),
+            summary=config.env._("API deliveries paused"),
             note=message,
             user_id=config.responsible_id.id,
         )

@@ -193,6 +193,7 @@ class TestFormVisibility(BjCase):
         for name in ("url", "connect_timeout", "read_timeout", "trigger_model", "trigger_action_id"):
             self.assertTrue(self._invisible(form, name), name)
         form.request_type = "out"
+        form.trigger_model = "ir.cron"
         self.assertTrue(self._invisible(form, "endpoint"))
         for name in ("url", "connect_timeout", "read_timeout", "trigger_model", "trigger_action_id"):
             self.assertFalse(self._invisible(form, name), name)

@@ -1,0 +1,317 @@
+"""Durable outbox (queued delivery) against real HTTP servers on 127.0.0.1."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+from odoo import Command, api, fields
+from odoo.tests import tagged
+
+from ..services import outbox
+from .common import BjCase
+from .http_sink import HttpSink
+
+DOMAIN = "[('email', '=ilike', '%@bj-outbox.test')]"
+
+
+@tagged("post_install", "-at_install")
+class TestOutbox(BjCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env["ir.config_parameter"].sudo().set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+        cls.partners = cls.env["res.partner"].create(
+            [{"name": "Q%s" % i, "email": "q%s@bj-outbox.test" % i} for i in range(3)]
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.replies = []
+        self.sink = HttpSink(self.respond).start()
+        self.addCleanup(self.sink.stop)
+
+    def respond(self, received):
+        if self.replies:
+            return self.replies.pop(0)
+        return 200, {"ok": True}
+
+    def queued_config(self, **vals):
+        defaults = {
+            "name": "Queued %s" % uuid.uuid4().hex[:6],
+            "request_type": "out",
+            "delivery": "queued",
+            "url": self.sink.url("/hook"),
+            "http_method_ids": [Command.set([self.methods["POST"].id])],
+            "filter_domain": DOMAIN,
+            "retry_backoff": 30,
+            "max_retries": 3,
+            "line_ids": [
+                self._line("res.partner", "id", "id", is_record_identifier=True, sequence=1),
+                self._line("res.partner", "name", "name", sequence=2),
+            ],
+        }
+        defaults.update(vals)
+        return self._config(**defaults)
+
+    def drain(self, runs=1):
+        """Run the worker ``runs`` times, making every pending job due before each run."""
+        done = 0
+        for _run in range(runs):
+            self.env["bj.api.sync.job"].search([("state", "=", "pending")]).next_attempt_at = (
+                fields.Datetime.now() - timedelta(seconds=1)
+            )
+            done += outbox.process_due_jobs(self.env)
+        return done
+
+    def test_enqueue_returns_202_and_sends_nothing_until_the_worker_runs(self):
+        config = self.queued_config()
+        result = config._make_outbound_http_request(self.partners, config.id)
+        self.assertEqual(result.status_code, 202)
+        self.assertEqual(len(result.job_ids), 3)
+        jobs = self.env["bj.api.sync.job"].browse(result.job_ids)
+        self.assertEqual(set(jobs.mapped("state")), {"pending"})
+        self.assertEqual(len(set(jobs.mapped("idempotency_key"))), 3)
+        self.assertEqual(self.sink.requests, [])
+        cron = self.env.ref("bj_api_sync.ir_cron_bj_api_sync_job_worker")
+        self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)]))
+        self.assertEqual(self.drain(), 3)
+        self.assertEqual(set(jobs.mapped("state")), {"done"})
+        self.assertEqual(
+            sorted(r.header("Idempotency-Key") for r in self.sink.requests), sorted(jobs.mapped("idempotency_key"))
+        )
+        self.assertEqual(jobs[0].log_ids.mapped("attempt"), [1])
+
+    def test_rolled_back_transaction_leaves_no_job(self):
+        config = self.queued_config()
+        before = self.env["bj.api.sync.job"].search_count([])
+        with self.assertRaises(ZeroDivisionError), self.env.cr.savepoint():
+            config._make_outbound_http_request(self.partners, config.id)
+            1 / 0  # noqa: B018 - the caller's transaction fails after enqueueing
+        self.env.invalidate_all()
+        self.assertEqual(self.env["bj.api.sync.job"].search_count([]), before)
+        self.drain()
+        self.assertEqual(self.sink.requests, [])
+
+    def test_outage_then_recovery_delivers_each_job_once_in_order(self):
+        config = self.queued_config(max_retries=5)
+        partner = self.partners[0]
+        jobs = self.env["bj.api.sync.job"]
+        for name in ("first", "second", "third"):
+            partner.name = name
+            jobs |= self.env["bj.api.sync.job"].browse(
+                config._make_outbound_http_request(partner, config.id).job_ids
+            )
+        self.replies = [503, 503]
+        self.drain()  # first job fails once: later jobs of the same record wait behind it
+        self.assertEqual(len(self.sink.requests), 1)
+        self.assertEqual(jobs.mapped("state"), ["pending"] * 3)
+        self.assertEqual(jobs[0].attempts, 1)
+        self.drain()  # fails again
+        self.drain()  # remote is back
+        self.assertEqual(jobs.mapped("state"), ["done"] * 3)
+        names = [r.json()["name"] for r in self.sink.requests]
+        self.assertEqual(names, ["first", "first", "first", "second", "third"])
+        keys = [r.header("Idempotency-Key") for r in self.sink.requests]
+        self.assertEqual(keys[0], keys[1])
+        self.assertEqual(keys[1], keys[2])
+        self.assertEqual(len(set(keys)), 3)
+        self.assertEqual(jobs[0].log_ids.sorted("id").mapped("attempt"), [1, 2, 3])
+
+    def test_backoff_schedules_next_attempt(self):
+        config = self.queued_config(retry_backoff=60, max_retries=2)
+        job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)
+        self.replies = [(429, "", {"Retry-After": "600"})]
+        self.drain()
+        self.assertEqual(job.state, "pending")
+        self.assertGreaterEqual(job.next_attempt_at, fields.Datetime.now() + timedelta(seconds=590))
+        outbox.process_due_jobs(self.env)  # not due yet: nothing sent
+        self.assertEqual(len(self.sink.requests), 1)
+
+    def test_retries_exhausted_then_manual_retry(self):
+        config = self.queued_config(max_retries=1)
+        config.message_subscribe(partner_ids=self.env.user.partner_id.ids)
+        job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)
+        self.replies = [500, 500]
+        self.drain(2)
+        self.assertEqual(job.state, "failed")
+        self.assertEqual(job.attempts, 2)
+        message = config.message_ids[0]
+        self.assertIn("failed after 2 attempts", message.body)
+        self.assertIn(self.env.user.partner_id, message.notified_partner_ids | message.partner_ids | config.message_follower_ids.partner_id)
+        self.drain()
+        self.assertEqual(len(self.sink.requests), 2)  # dead letter: no more attempts
+        job.action_retry()
+        self.assertEqual(job.state, "pending")
+        self.drain()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(len(self.sink.requests), 3)
+
+    def test_client_error_is_not_retried(self):
+        config = self.queued_config(max_retries=3)
+        job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)
+        self.replies = [400]
+        self.drain(2)
+        self.assertEqual(job.state, "failed")
+        self.assertEqual(len(self.sink.requests), 1)
+
+    def test_stale_running_job_is_requeued(self):
+        config = self.queued_config()
+        job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)
+        claimed = outbox.claim(self.env, 10)
+        self.assertEqual(claimed, job)
+        self.assertEqual(job.state, "running")
+        # the worker dies here; a second worker does not touch a fresh running job
+        self.drain()
+        self.assertEqual(job.state, "running")
+        self.assertEqual(self.sink.requests, [])
+        job.started_at = fields.Datetime.now() - timedelta(minutes=11)
+        self.drain()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(len(self.sink.requests), 1)
+
+    def test_cancel(self):
+        config = self.queued_config()
+        jobs = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners, config.id).job_ids)
+        jobs.action_cancel()
+        self.drain()
+        self.assertEqual(set(jobs.mapped("state")), {"cancelled"})
+        self.assertEqual(self.sink.requests, [])
+
+    def test_circuit_breaker_pauses_and_probe_resumes(self):
+        config = self.queued_config(max_retries=0, max_consecutive_failures=2)
+        config.responsible_id = self.env.user
+        jobs = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners, config.id).job_ids)
+        self.replies = [500, 500]
+        self.drain()
+        self.assertTrue(config.paused)
+        self.assertEqual(config.pause_reason, "circuit")
+        self.assertEqual(len(self.sink.requests), 2)
+        self.assertTrue(config.activity_ids.filtered(lambda a: a.user_id == self.env.user))
+        self.assertIn("Deliveries paused", config.message_ids[0].body)
+        # paused: the third job waits
+        self.drain()
+        self.assertEqual(len(self.sink.requests), 2)
+        self.assertEqual(jobs[2].state, "pending")
+        # immediate calls are refused while paused
+        # probe time: one job is tried, succeeds, deliveries resume
+        config.next_probe_at = fields.Datetime.now() - timedelta(seconds=1)
+        self.drain()
+        self.assertFalse(config.paused)
+        self.assertEqual(jobs[2].state, "done")
+
+    def test_gone_pauses_at_once(self):
+        config = self.queued_config(max_consecutive_failures=20)
+        config._make_outbound_http_request(self.partners, config.id)
+        self.replies = [410]
+        self.drain()
+        self.assertTrue(config.paused)
+        self.assertEqual(len(self.sink.requests), 1)
+
+    def test_neutralized_pause_is_never_probed(self):
+        config = self.queued_config()
+        job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)
+        config.write({"paused": True, "pause_reason": "neutralized", "next_probe_at": fields.Datetime.now()})
+        self.drain()
+        self.assertEqual(job.state, "pending")
+        self.assertEqual(self.sink.requests, [])
+
+    def test_automation_rule_enqueues_in_the_write_transaction(self):
+        config = self.queued_config()
+        self.env["base.automation"].create(
+            {
+                "name": "queue partners",
+                "model_id": self.partner_model.id,
+                "trigger": "on_create_or_write",
+                "filter_domain": DOMAIN,
+                "action_server_ids": [
+                    Command.create(
+                        {
+                            "name": "send",
+                            "model_id": self.partner_model.id,
+                            "state": "code",
+                            "code": "env['bj.api.sync.config']._make_outbound_http_request("
+                            "record_ids=records, config_id_ref=%d)" % config.id,
+                        }
+                    )
+                ],
+            }
+        )
+        partner = self.env["res.partner"].create({"name": "Auto", "email": "auto@bj-outbox.test"})
+        jobs = self.env["bj.api.sync.job"].search([("config_id", "=", config.id)])
+        self.assertEqual(jobs.mapped("res_ids"), [str(partner.id)])
+        self.assertEqual(self.sink.requests, [])
+        self.drain()
+        self.assertEqual(self.sink.requests[0].json()["name"], "Auto")
+
+
+@tagged("post_install", "-at_install")
+class TestOutboxConcurrency(BjCase):
+    """Two workers with their own committed transactions drain the same jobs."""
+
+    def test_two_workers_send_each_job_once(self):
+        sink = HttpSink(lambda received: (200, {"ok": True})).start()
+        self.addCleanup(sink.stop)
+        registry = self.env.registry
+        with registry.cursor() as cr:
+            env = api.Environment(cr, self.env.uid, {})
+            env["ir.config_parameter"].sudo().set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+            config = env["bj.api.sync.config"].create(
+                {
+                    "name": "Concurrency %s" % uuid.uuid4().hex[:6],
+                    "request_type": "out",
+                    "delivery": "queued",
+                    "url": sink.url("/hook"),
+                    "model_id": env.ref("base.model_res_partner").id,
+                    "http_method_ids": [Command.set([env.ref("bj_api_sync.http_method_post").id])],
+                    "max_consecutive_failures": 0,
+                }
+            )
+            config_id = config.id
+            env["bj.api.sync.job"].create(
+                [
+                    {
+                        "config_id": config_id,
+                        "url": sink.url("/hook"),
+                        "method": "POST",
+                        "payload": '{"n": %d}' % n,
+                        "res_model": "res.partner",
+                        "res_ids": str(n),
+                    }
+                    for n in range(1000)
+                ]
+            )
+            cr.commit()
+
+        def cleanup():
+            with registry.cursor() as cr:
+                cr.execute("DELETE FROM bj_api_log WHERE config_id = %s", [config_id])
+                cr.execute("DELETE FROM bj_api_sync_job WHERE config_id = %s", [config_id])
+                cr.execute("DELETE FROM bj_api_sync_config WHERE id = %s", [config_id])
+                cr.commit()
+
+        self.addCleanup(cleanup)
+        errors = []
+
+        def worker(env):
+            try:
+                with env.cr:
+                    while outbox.process_due_jobs(env, batch=20, commit=True):
+                        pass
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        # Environments are made here: during the test run this thread holds the registry
+        # lock, which a worker thread would wait for forever when creating its first one.
+        envs = [api.Environment(registry.cursor(), self.env.uid, {}) for _i in range(2)]
+        threads = [threading.Thread(target=worker, args=(env,)) for env in envs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        self.assertEqual(errors, [])
+        keys = [r.header("Idempotency-Key") for r in sink.requests]
+        self.assertEqual(len(keys), 1000)
+        self.assertEqual(len(set(keys)), 1000)
+        with registry.cursor() as cr:
+            cr.execute("SELECT state, count(*) FROM bj_api_sync_job WHERE config_id = %s GROUP BY state", [config_id])
+            self.assertEqual(dict(cr.fetchall()), {"done": 1000})

@@ -82,7 +82,7 @@ o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$resul
 o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
 o_total=$(sed -E 's/.*error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
 # Errors outside test methods (module load, setUpClass) count as failures too.
-load_errors=$(grep -cE " ERROR $db odoo\.(modules|tools|sql_db)" "$odoo_log" || true)
+load_errors=$(grep -cE " (ERROR|CRITICAL) $db odoo\.modules" "$odoo_log" || true)
 o_bad=$((o_failed + o_errors))
 if [ "$o_total" -eq 0 ]; then
   echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))

@@ -533,6 +533,7 @@ class Sender:
         self.bindings = {}
         self.last = None
         self.last_failure = None
+        self.deliveries = [0, 0]  # [succeeded, failed] HTTP deliveries, for the circuit breaker
 
     # -- one request ---------------------------------------------------------
 
@@ -597,10 +598,12 @@ class Sender:
         self.last = (outcome.status, response)
         if outcome.ok:
             self.result.sent += len(request.res_ids)
+            self.deliveries[0] += 1
             if request.method in BODY_METHODS:
                 self._remember_bindings(request, response)
         else:
             self.result.failed += len(request.res_ids)
+            self.deliveries[1] += 1
             self.last_failure = (outcome.status, response)
         return outcome
 
@@ -648,6 +651,11 @@ class Sender:
 
     def finish(self):
         self.flush()
+        from . import outbox
+
+        succeeded, failed = self.deliveries
+        last_status = (self.last_failure or self.last or (0, None))[0]
+        outbox.record_outcomes(self.config, succeeded, failed, last_status)
         result = self.result
         result.log_ids = list(self.logs.ids)
         result.log_id = result.log_ids[-1] if result.log_ids else False
@@ -1142,6 +1150,8 @@ class _Queuer:
         self.env = config.env
         self.result = result
         self.logs = _LogBuffer(self.env)
+        self.deliveries = (0, 0)  # nothing is delivered while queuing
+        self.last = self.last_failure = None
 
     def push(self, records, skip_unchanged=False, max_records=None):
         from . import outbox
@@ -1171,6 +1181,11 @@ class _Queuer:
 
     def finish(self):
         self.flush()
+        from . import outbox
+
+        succeeded, failed = self.deliveries
+        last_status = (self.last_failure or self.last or (0, None))[0]
+        outbox.record_outcomes(self.config, succeeded, failed, last_status)
         result = self.result
         result.log_ids = list(self.logs.ids)
         result.log_id = result.log_ids[-1] if result.log_ids else False

@@ -182,6 +182,7 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
 
     deliver = deliver or outbound.deliver_job
     requeue_stale(env)
+    probe_immediate(env)
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < time_budget:
@@ -273,10 +274,59 @@ def _record_success(config):
         config.write(vals)
 
 
-def _record_failure(config, status):
+def record_outcomes(config, succeeded, failed, last_status=None):
+    """Circuit breaker for immediate delivery, in a transaction of its own.
+
+    Counting on the config row inside the user's transaction would make concurrent
+    saves contend on it (and a rollback would forget the failure).
+    """
+    if not (succeeded or failed) or (not failed and not config.consecutive_failures and not config.paused):
+        return
+
+    def apply(config):
+        if failed:
+            _record_failure(config, last_status, count=failed)
+        else:
+            _record_success(config)
+
+    if odoo_module.current_test or config.env.registry.in_test_mode():
+        apply(config.sudo())
+        return
+    with config.env.registry.cursor() as cr:
+        apply(config.with_env(config.env(cr=cr)).sudo())
+
+
+def probe_immediate(env):
+    """Probe configs paused by the circuit breaker that have no queued job to probe with."""
+    from . import outbound
+
+    now = fields.Datetime.now()
+    configs = env["bj.api.sync.config"].sudo().search(
+        [("paused", "=", True), ("pause_reason", "=", "circuit"), ("next_probe_at", "<=", now),
+         ("delivery", "=", "immediate")]
+    )
+    for config in configs:
+        if env["bj.api.sync.job"].sudo().search_count([("config_id", "=", config.id), ("state", "=", "pending")]):
+            continue
+        try:
+            headers, _secrets = outbound.build_headers(config, body=False)
+            outcome = outbound.outbound_client(env).send(
+                "HEAD", config.url.split("{", 1)[0], headers=headers, max_retries=0,
+                timeout=(float(config.connect_timeout), float(config.read_timeout)),
+            )
+            reachable = outcome.status and outcome.status < 500 and outcome.status not in (408, 410, 429)
+        except Exception:  # noqa: BLE001 - a probe failing is the expected case
+            reachable = False
+        if reachable:
+            _record_success(config)
+        else:
+            _record_failure(config, None)
+
+
+def _record_failure(config, status, count=1):
     """Circuit breaker: pause after max_consecutive_failures failures in a row, or at once on 410."""
     config = config.sudo()
-    failures = config.consecutive_failures + 1
+    failures = config.consecutive_failures + count
     vals = {"consecutive_failures": failures}
     threshold = config.max_consecutive_failures
     if config.paused and config.pause_reason == "circuit":
@@ -301,7 +351,7 @@ def pause(config, reason):
         {
             "paused": True,
             "pause_reason": "circuit",
-            "consecutive_failures": config.consecutive_failures + 1,
+            "consecutive_failures": max(config.consecutive_failures + 1, config.max_consecutive_failures),
             "next_probe_at": fields.Datetime.now() + timedelta(minutes=minutes),
         }
     )

@@ -315,3 +315,35 @@ class TestOutboxConcurrency(BjCase):
         with registry.cursor() as cr:
             cr.execute("SELECT state, count(*) FROM bj_api_sync_job WHERE config_id = %s GROUP BY state", [config_id])
             self.assertEqual(dict(cr.fetchall()), {"done": 1000})
+
+
+@tagged("post_install", "-at_install")
+class TestImmediateCircuitBreaker(BjCase):
+    def test_immediate_failures_pause_and_probe_resumes(self):
+        self.env["ir.config_parameter"].sudo().set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+        replies = [500, 500, 500]
+        sink = HttpSink(lambda received: replies.pop(0) if replies else 200).start()
+        self.addCleanup(sink.stop)
+        partner = self.env["res.partner"].create({"name": "Imm", "email": "imm@bj-outbox.test"})
+        config = self._config(
+            request_type="out",
+            url=sink.url("/hook"),
+            max_retries=0,
+            max_consecutive_failures=3,
+            filter_domain=DOMAIN,
+            line_ids=[self._line("res.partner", "id", "id", is_record_identifier=True)],
+        )
+        for _i in range(3):
+            self.assertFalse(config._make_outbound_http_request(partner, config.id).success)
+        self.assertTrue(config.paused)
+        self.assertEqual(config.pause_reason, "circuit")
+        self.assertIn("Deliveries paused", config.message_ids[0].body)
+        result = config._make_outbound_http_request(partner, config.id)
+        self.assertEqual(len(sink.requests), 3)  # paused: nothing sent
+        self.assertFalse(result.sent)
+        config.next_probe_at = fields.Datetime.now() - timedelta(seconds=1)
+        outbox.process_due_jobs(self.env)
+        self.assertEqual(sink.requests[-1].method, "HEAD")
+        self.assertFalse(config.paused)
+        self.assertEqual(config.consecutive_failures, 0)
+        self.assertTrue(config._make_outbound_http_request(partner, config.id).success)

@@ -43,13 +43,15 @@ def main():
             """async () => {
                 const r = await fetch('/web/dataset/call_kw', {method: 'POST', headers: {'Content-Type': 'application/json'},
                   body: JSON.stringify({jsonrpc: '2.0', method: 'call', params: {model: 'bj.api.sync.config',
-                  method: 'search_read', args: [[], ['name', 'request_type']], kwargs: {}}})});
+                  method: 'search_read', args: [[], ['name', 'request_type', 'endpoint']], kwargs: {}}})});
                 return (await r.json()).result;
             }"""
         )
         for config in ids:
-            slug = "in" if config["request_type"] == "in" else "out"
-            name = "config-form-%s-%s.png" % (slug, config["id"])  # renamed by hand in readme/img
+            if config["request_type"] == "in":
+                name = "config-form-in-%s.png" % config["endpoint"]
+            else:
+                name = "config-form-out.png"
             shot(page, "/odoo/action-bj_api_sync.bj_api_sync_config_action/%s" % config["id"], name)
         shot(page, "/odoo/action-bj_api_sync.bj_api_log_action", "logs-list.png")
         browser.close()

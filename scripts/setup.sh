@@ -6,16 +6,25 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 : "${BJ_HOME:=$HOME/.cache/bj_api_sync}"
 : "${ODOO_VENDOR:=$here/../shared/vendor}"
-tarball=$(ls "$ODOO_VENDOR"/odoo-18.0-*.tar.xz | head -n1)
 mkdir -p "$BJ_HOME"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# 1. Odoo source
-if [ ! -f "$BJ_HOME/odoo-18.0/odoo-bin" ]; then
-  log "unpacking $(basename "$tarball")"
-  tar -xJf "$tarball" -C "$BJ_HOME"
+# 1. Odoo source: $ODOO_SRC if given, else the vendored archive, else a shallow clone of 18.0
+if [ -n "${ODOO_SRC:-}" ] && [ -f "$ODOO_SRC/odoo-bin" ]; then
+  log "using Odoo from \$ODOO_SRC=$ODOO_SRC"
+elif [ -f "$BJ_HOME/odoo-18.0/odoo-bin" ]; then
+  ODOO_SRC="$BJ_HOME/odoo-18.0"
+else
+  tarball=$(ls "$ODOO_VENDOR"/odoo-18.0-*.tar.xz 2>/dev/null | head -n1 || true)
+  if [ -n "$tarball" ]; then
+    log "unpacking $(basename "$tarball")"
+    tar -xJf "$tarball" -C "$BJ_HOME"
+  else
+    log "no Odoo archive in $ODOO_VENDOR: cloning Odoo 18.0"
+    git clone -q --depth 1 -b 18.0 https://github.com/odoo/odoo "$BJ_HOME/odoo-18.0"
+  fi
+  ODOO_SRC="$BJ_HOME/odoo-18.0"
 fi
-ODOO_SRC="$BJ_HOME/odoo-18.0"
 
 # 2. System packages (PostgreSQL server is preinstalled on these machines, but not everywhere)
 need_apt=()

@@ -9,3 +9,4 @@ from . import test_tour
 from . import test_security
 from . import test_outbox
 from . import test_properties
+from . import test_i18n

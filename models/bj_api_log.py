@@ -49,6 +49,7 @@ class BjApiLog(models.Model):
         index=True,
     )
     error_message = fields.Text(help="Error, with the traceback for unexpected errors.")
+    script_messages = fields.Text(help="Messages written by line scripts with log(message).")
     res_model = fields.Char(string="Model")
     res_ids = fields.Char(string="Record IDs", help="Comma-separated ids of the records concerned.")
     duration_ms = fields.Integer(string="Duration (ms)")

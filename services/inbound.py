@@ -31,7 +31,7 @@ from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from ..lib import signing, values
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import mapping
+from . import mapping, scripts
 
 _logger = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class _Call:
         self.response_headers = {}
         self.data = None
         self.error = None  # SyncError, for the log
+        self.script_messages = []  # log(message) calls of the line scripts
         self.error_details = None  # traceback text, log only
         self.res_model = None
         self.res_ids = []
@@ -138,7 +139,8 @@ class _Call:
     # ------------------------------------------------------------------ driver
     def serve(self):
         try:
-            self._pipeline()
+            with scripts.collect_messages() as self.script_messages:
+                self._pipeline()
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except SyncError as exc:
@@ -779,6 +781,7 @@ class _Call:
             "response_data": _loggable(body, unicode=self.status >= 400) if log_payloads else False,
             "status": "success" if self.status < 400 else "error",
             "error_message": _loggable(error_message, unicode=True),
+            "script_messages": _loggable("\n".join(self.script_messages), unicode=True) or False,
             "res_model": self.res_model or False,
             "res_ids": ",".join(str(i) for i in self.res_ids) or False,
             "duration_ms": int((time.monotonic() - self.started) * 1000),

@@ -15,8 +15,10 @@ for an ``AccessError``), anything else is a broken script (500, traceback in
 """
 
 import base64
+import contextlib
 import datetime as std_datetime
 import logging
+import threading
 import traceback
 
 import psycopg2
@@ -59,6 +61,18 @@ SCRIPT_CONTEXT_NAMES = (
 )
 
 _NO_RESULT = object()
+_collector = threading.local()
+
+
+@contextlib.contextmanager
+def collect_messages():
+    """Collect every ``log(message)`` of the scripts run inside, for the request's API log."""
+    previous = getattr(_collector, "messages", None)
+    _collector.messages = messages = []
+    try:
+        yield messages
+    finally:
+        _collector.messages = previous
 
 
 def _datetime_namespace():
@@ -98,6 +112,9 @@ def build_context(line, *, env, record=None, records=None, request_data=None, me
         """Keep a script's message for the API log of the request."""
         text = "%s: %s" % (api_key, message)
         messages.append(text)
+        collector = getattr(_collector, "messages", None)
+        if collector is not None and collector is not messages:
+            collector.append(text)
         _logger.info("bj_api_sync script log: %s", text)
 
     context = {

@@ -761,3 +761,26 @@ class TestInboundClaims(BaseCase):
             # the first request failed on our side: the key is free again
             self.assertEqual(self._keys(cr2)._claim(self.config_id, self.key, "fp")[0], "claimed")
             cr2.rollback()
+
+
+@tagged("post_install", "-at_install")
+class TestInboundScriptLog(InboundCase):
+    def test_script_log_messages_reach_the_api_log(self):
+        self._in_config(
+            "script-log",
+            line_ids=[
+                self._line("id", "id", is_record_identifier=True),
+                self._line(
+                    "name",
+                    "name",
+                    value_type="python_plain",
+                    script_mode="exec",
+                    python_script="log('received %s' % request_data.get('name'))\nresult = request_data.get('name')",
+                ),
+            ],
+        )
+        response = self.call("POST", "/script-log", {"name": "Logged Partner"}, token=None)
+        self.assertStatus(response, 201)
+        log = self.last_log()
+        # the script runs inbound (payload) and again to build the response (outbound direction)
+        self.assertIn("name: received Logged Partner", log.script_messages.splitlines())

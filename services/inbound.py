@@ -27,6 +27,7 @@ import psycopg2
 from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.tools import SQL
 
 from ..lib import signing, values
 from ..lib.errors import SyncError
@@ -224,7 +225,18 @@ class _Call:
     # ------------------------------------------------------------------ 2. method
     def _allowed_methods(self):
         """The config's methods that make sense on this path (collection or one record)."""
-        names = set(self.config.http_method_ids.mapped(lambda m: (m.name or "").upper()))
+        # One query for the relation and the names (the ORM makes two).
+        field = self.config._fields["http_method_ids"]
+        self.config.flush_recordset(["http_method_ids"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT upper(method.name) FROM %s rel JOIN bj_http_method method ON method.id = rel.%s "
+                "WHERE rel.%s = %s",
+                SQL.identifier(field.relation), SQL.identifier(field.column2), SQL.identifier(field.column1),
+                self.config.id,
+            )
+        )
+        names = {row[0] for row in self.env.cr.fetchall()}
         allowed = [m for m in KNOWN_METHODS if m in names]
         if self.record_id is not None and "POST" in allowed:
             allowed.remove("POST")
@@ -477,13 +489,21 @@ class _Call:
         user = config.user_id
         if not user:
             raise SyncError(self.env._("The configuration has no Run As user."), status=500)
-        if not user.active:
+        # One query (the ORM reads the user, then its partner for lang and tz).
+        self.env["res.users"].flush_model(["active"])
+        self.env["res.partner"].flush_model(["lang", "tz"])
+        self.env.cr.execute(
+            "SELECT u.active, p.lang, p.tz FROM res_users u JOIN res_partner p ON p.id = u.partner_id WHERE u.id = %s",
+            [user.id],
+        )
+        active, lang, tz = self.env.cr.fetchone()
+        if not active:
             raise SyncError(self.env._("The Run As user of this endpoint is archived."), status=403)
         context = dict(self.env.context, allowed_company_ids=[config.company_id.id])
-        if user.lang:
-            context["lang"] = user.lang
-        if user.tz:
-            context["tz"] = user.tz
+        if lang:
+            context["lang"] = lang
+        if tz:
+            context["tz"] = tz
         return self.env(user=user.id, context=context, su=False)
 
     def _execute(self):
@@ -491,7 +511,7 @@ class _Call:
         config = self.config.with_env(run_env)
         operation = self._operation()
         try:
-            with self.env.cr.savepoint():
+            with self.env.cr.savepoint(), mapping.plan_scope():
                 operation(config)
                 self._check_response()
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
@@ -656,6 +676,7 @@ class _Call:
         record = self._find_one(config, self._target_identifier(config))
         vals = mapping.deserialize(config, self.payload, record, partial=True)
         vals.pop("id", None)
+        vals = mapping.without_unchanged(record, vals)
         if vals:
             record.write(vals)
         self._success(200, mapping.serialize(config, record)[0], record)
@@ -792,7 +813,7 @@ class _Call:
                     # Nothing but this log row is written: no need to wait for the WAL flush at
                     # commit (a crash may lose the last log rows, never data).
                     self.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
-                self.env["bj.api.log"].create(vals)
+                self.env["bj.api.log"]._insert_rows([vals])
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500

@@ -13,6 +13,10 @@ Interface (stable; inbound, outbound and pull call only these):
 - ``upsert(config, payload) -> (record, created)``: find by the identifier key of the payload,
   write or create.
 - ``identifier_value(config, payload)`` / ``identifier_key(config)``.
+- ``without_unchanged(record, vals)``: ``vals`` minus what ``record`` already holds (no-op
+  writes are skipped).
+- ``plan_scope()``: a context manager around one request or one outbound call, within
+  which each configuration is checked against the database once (see "Plan cache").
 
 Every failure raises ``lib.errors.SyncError`` with ``status`` (400 user/type error, 404,
 409, 500 unexpected) and ``line_id`` when a line caused it.
@@ -45,8 +49,11 @@ Decisions:
   ``id`` (404): a client cannot choose Odoo's ids.
 """
 
+import contextlib
+import contextvars
 import datetime
 import logging
+import weakref
 from decimal import Decimal
 
 from odoo import Command, models
@@ -65,6 +72,8 @@ __all__ = [
     "find_records",
     "identifier_key",
     "identifier_value",
+    "plan_scope",
+    "without_unchanged",
     "serialize",
     "upsert",
 ]
@@ -111,7 +120,18 @@ class _Line:
 class _Plan:
     """A configuration's lines for one direction, with the plans of its Mapping Models."""
 
-    __slots__ = ("_domain", "config", "env", "fetch_fnames", "height", "identifier", "lines", "model_name")
+    __slots__ = (
+        "_domain",
+        "config",
+        "config_id",
+        "config_ids",
+        "env",
+        "fetch_fnames",
+        "height",
+        "identifier",
+        "lines",
+        "model_name",
+    )
 
     def domain(self):
         if self._domain is None:
@@ -122,11 +142,127 @@ class _Plan:
         return self.env[self.model_name]
 
 
+# ---------------------------------------------------------------------------
+# Plan cache
+# ---------------------------------------------------------------------------
+# Building a plan reads the configuration, its lines and their fields (4 queries and
+# about a millisecond of Python per configuration, on every request). Built plans are
+# kept per registry and reused as long as the rows they were built from are unchanged.
+# The "version" of a plan is, for each configuration in it, the row version of the
+# configuration and of each of its lines: PostgreSQL's ``xmin`` (the transaction that
+# wrote the row) and ``ctid`` (where that version of the row is stored), read in one
+# query. Any UPDATE gives the row a new ctid, even inside the transaction that made it,
+# and a row written by another transaction has another xmin; inserted and deleted
+# lines change the list. So a plan is never used once what it was built from changed,
+# whoever changed it, committed or not (tests change lines inside their transaction).
+# Fields come from the registry, which is rebuilt (and this cache with it) when they
+# change. Within a ``plan_scope()`` (one inbound request, one outbound call) the version
+# is read once per set of configurations and bound plans are shared.
+
+_PLANS = {}  # database -> (registry weakref, {(config id, direction): (version, plan)})
+_SCOPE = contextvars.ContextVar("bj_api_sync_plan_scope", default=None)
+_VERSION_SQL = """
+    SELECT config.id, config.xmin::text || ':' || config.ctid::text || '/' || COALESCE((
+               SELECT string_agg(line.xmin::text || ':' || line.ctid::text, ',' ORDER BY line.id)
+                 FROM bj_api_sync_config_line line
+                WHERE line.config_id = config.id), '')
+      FROM bj_api_sync_config config
+     WHERE config.id IN %s
+"""
+
+
+@contextlib.contextmanager
+def plan_scope():
+    """Within the block, each configuration's plan is checked against the database once.
+
+    For one request or one outbound call: the configuration does not change under it.
+    """
+    if _SCOPE.get() is not None:
+        yield
+        return
+    token = _SCOPE.set({})
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _version(env, config_ids, scope):
+    if scope is not None and config_ids in scope:
+        return scope[config_ids]
+    # Pending ORM writes of configurations or lines must be rows before their versions are read.
+    env["bj.api.sync.config.line"].flush_model()
+    env["bj.api.sync.config"].flush_model()
+    env.cr.execute(_VERSION_SQL, [tuple(config_ids)])
+    version = frozenset(env.cr.fetchall())
+    if scope is not None:
+        scope[config_ids] = version
+    return version
+
+
 def _plan(config, direction, env):
     """The plan of ``config`` for ``direction`` ("in"/"out"), checked for cycles and depth."""
     if not config or len(config) != 1:
         raise SyncError(env._("An API configuration is required."), status=500)
-    return _build_plan(config, direction, env, {}, (), None)
+    scope = _SCOPE.get()
+    key = (config.id, direction)
+    if scope is not None and (key, env) in scope:
+        return scope[key, env]
+    cache = _plan_cache(env.registry)
+    entry = cache.get(key)
+    if entry is not None and _version(env, entry[1].config_ids, scope) == entry[0]:
+        plan = _bind(entry[1], env, {})
+    else:
+        plan = _build_plan(config, direction, env, {}, (), None)
+        cache[key] = (_version(env, plan.config_ids, scope), _bind(plan, None, {}))
+    if scope is not None:
+        scope[key, env] = plan
+    return plan
+
+
+def _plan_cache(registry):
+    """The plans of this registry: a reloaded registry (new fields, new code) starts afresh."""
+    ref, cache = _PLANS.get(registry.db_name, (None, None))
+    if ref is None or ref() is not registry:
+        cache = {}
+        _PLANS[registry.db_name] = (weakref.ref(registry), cache)
+    return cache
+
+
+def _bind(plan, env, bound):
+    """A copy of ``plan`` for ``env``: its own records, selections, digits and domain.
+
+    With ``env=None``, a copy without any record, what the cache keeps (holding no
+    environment, so no cursor nor record cache of a finished transaction).
+    """
+    if plan.config_id in bound:
+        return bound[plan.config_id]
+    copy = _Plan()
+    for name in ("config_id", "config_ids", "fetch_fnames", "height", "model_name"):
+        setattr(copy, name, getattr(plan, name))
+    copy.env = env
+    copy.config = env["bj.api.sync.config"].browse(plan.config_id).sudo() if env is not None else None
+    copy._domain = None
+    bound[plan.config_id] = copy
+    specs = {}
+    for old in [plan.identifier, *plan.lines]:
+        if old is None or old.id in specs:
+            continue
+        spec = _Line()
+        for name in _Line.__slots__:
+            setattr(spec, name, getattr(old, name))
+        if env is None:
+            spec.line = spec.selection = spec.digits = None
+        else:
+            spec.line = env["bj.api.sync.config.line"].browse(old.id)
+            spec.selection = old.field.get_values(env) if spec.ttype == "selection" else None
+            spec.digits = old.field.get_digits(env) if spec.ttype == "float" else None
+        if old.child is not None:
+            spec.child = _bind(old.child, env, bound)
+        specs[old.id] = spec
+    copy.identifier = specs[plan.identifier.id] if plan.identifier else None
+    copy.lines = [specs[old.id] for old in plan.lines]
+    return copy
 
 
 def _build_plan(config, direction, env, built, path, via_line):
@@ -157,8 +293,10 @@ def _build_plan(config, direction, env, built, path, via_line):
 
     plan = _Plan()
     plan.config = sconfig
+    plan.config_id = sconfig.id
+    plan.config_ids = frozenset([sconfig.id])
     plan.env = env
-    plan.model_name = sconfig.model_id.model
+    plan.model_name = sconfig.model_name
     plan.lines = []
     plan.identifier = None
     plan.fetch_fnames = []
@@ -181,6 +319,7 @@ def _build_plan(config, direction, env, built, path, via_line):
         if spec.kind == NESTED:
             spec.child = _build_plan(line.mapping_config_id, direction, env, built, path + (sconfig.id,), line)
             plan.height = max(plan.height, spec.child.height + 1)
+            plan.config_ids |= spec.child.config_ids
         if spec.kind != SCRIPT and spec.fname not in plan.fetch_fnames:
             plan.fetch_fnames.append(spec.fname)
         plan.lines.append(spec)
@@ -240,7 +379,18 @@ def serialize(config, records, *, messages=None):
 def _serialize(plan, records, messages):
     if not records:
         return []
-    records.fetch(plan.fetch_fnames)
+    cache = records.env.cache
+    if any(
+        next(cache.get_missing_ids(records, records._fields[fname]), None)
+        for fname in plan.fetch_fnames
+        if fname != "id"  # never in the cache: the records' ids themselves
+    ):
+        records.fetch(plan.fetch_fnames)
+    else:
+        # Everything is cached already (by the search that found the records, with their
+        # record rules): fetch() would only evaluate those rules again in Python, reading
+        # every field they use. Field access (groups) is still checked.
+        records.check_field_access_rights("read", plan.fetch_fnames)
     nested = {}
     for spec in plan.lines:
         if spec.kind == NESTED and spec.id not in nested:
@@ -553,7 +703,7 @@ def _resolve_one(spec, item, messages):
         raw = item.get(ident.key) if ident else None
         found = _lookup(spec, raw) if raw is not None else child.model()
         if found:
-            vals = _deserialize(child, item, found, True, messages, spec.id)
+            vals = without_unchanged(found, _deserialize(child, item, found, True, messages, spec.id))
             if vals:
                 _orm(spec, env, found.write, vals)
             return found
@@ -669,13 +819,56 @@ def _identifier_in(ident, raw, env, line_id=None):
 
 def _search(plan, value, domain=None):
     field_domain = [(plan.identifier.fname, "=", value)]
-    return plan.model().search(expression.AND([plan.domain(), field_domain, domain or []]))
+    model = plan.model()
+    # The lines' columns come with the search (one query): what serializing the record or
+    # comparing it with a payload reads next.
+    columns = [fname for fname in plan.fetch_fnames if model._fields[fname].column_type]
+    return model.search_fetch(expression.AND([plan.domain(), field_domain, domain or []]), columns)
+
+
+def without_unchanged(record, vals):
+    """``vals`` without the values ``record`` already has.
+
+    A write that changes nothing is skipped by the callers: no UPDATE, no recomputation,
+    no ``write_date`` change, no automation rule "on update" fired (an outbound rule
+    would otherwise send back what was just received). Values are compared in the
+    ORM's cache format, as the ORM would store them; x2many values are compared only
+    when they replace the whole set (``Command.set``), and whatever cannot be compared
+    is kept.
+    """
+    if not vals or len(record) != 1:
+        return vals
+    changed = {}
+    for fname, value in vals.items():
+        field = record._fields.get(fname)
+        try:
+            if field is None:
+                same = False
+            elif field.type in X2MANY:
+                same = (
+                    isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (list, tuple))
+                    and len(value[0]) == 3 and value[0][0] == Command.SET
+                    and set(value[0][2]) == set(record[fname]._ids)
+                )
+            else:
+                same = field.convert_to_cache(value, record, validate=False) == field.convert_to_cache(
+                    record[fname], record, validate=False
+                )
+        except Exception:  # noqa: BLE001 - when in doubt, write
+            same = False
+        if not same:
+            changed[fname] = value
+    return changed
 
 
 def identifier_key(config):
     """The api_key of the config's Record Identifier line, or None."""
-    line = config.sudo()._get_identifier_line()
-    return line.api_key if line else None
+    try:
+        plan = _plan(config, "in", config.env)  # cached: no query for the lines
+    except SyncError:
+        line = config.sudo()._get_identifier_line()
+        return line.api_key if line else None
+    return plan.identifier.key if plan.identifier else None
 
 
 def identifier_value(config, payload):
@@ -719,7 +912,7 @@ def upsert(config, payload, *, messages=None):
         if not record and ident.fname == "id":
             raise SyncError(env._("Record %s not found.", _shown(raw)), status=404)
     if record:
-        vals = _deserialize(plan, payload, record, False, messages)
+        vals = without_unchanged(record, _deserialize(plan, payload, record, False, messages))
         if vals:
             record.write(vals)
         return record, False

@@ -17,6 +17,7 @@ read access to them (nor to every mapped field) for the sync to work.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -310,6 +311,17 @@ def _select(config, records):
     return records.browse(found.ids)
 
 
+def _in_plan_scope(func):
+    """Run ``func`` in one ``mapping.plan_scope()``: the configuration is checked once per call."""
+
+    @functools.wraps(func)
+    def scoped(*args, **kwargs):
+        with mapping.plan_scope():
+            return func(*args, **kwargs)
+
+    return scoped
+
+
 def _chunks(seq, size):
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
@@ -328,6 +340,7 @@ def _event_vals(config, status, message, res_ids, code=0, method=None, url=None)
     """A log row for something that happened without an HTTP exchange (skip, build error)."""
     return {
         "config_id": config.id,
+        "company_id": config.company_id.id,
         "direction": "out",
         "method": method or (config._get_http_method() if config.http_method_ids else False),
         "url": url or config.url,
@@ -467,6 +480,10 @@ def build_requests(config, records, headers=None, skip_unchanged=False, max_reco
 # --------------------------------------------------------------------------
 
 
+# Per database, ids of configurations a detached cursor has already seen committed.
+_COMMITTED_CONFIGS = {}
+
+
 class _LogBuffer:
     """Attempt logs written in batches through a detached cursor (they survive a rollback)."""
 
@@ -475,7 +492,9 @@ class _LogBuffer:
         self.size = size
         self.pending = []
         self.ids = []
-        self.visible = None  # can a detached cursor see the config? (checked once)
+        # can a detached cursor see the config? (checked once); the outbox worker commits
+        # each job with its logs, which need no separate cursor then
+        self.visible = False if env.context.get("bj_api_sync_logs_in_transaction") else None
 
     def extend(self, vals_list):
         self.pending.extend(vals_list)
@@ -492,9 +511,9 @@ class _LogBuffer:
                 logs = Log._write_detached(vals_list)
             except psycopg2.Error as exc:
                 _logger.warning("bj_api_sync: detached log write failed (%s); logging in the transaction", exc)
-                logs = Log.create(vals_list)
+                logs = Log._insert_rows(vals_list)
         else:
-            logs = Log.create(vals_list)
+            logs = Log._insert_rows(vals_list)
         self.ids.extend(logs.ids)
 
     def _detached_possible(self, vals_list):
@@ -509,9 +528,16 @@ class _LogBuffer:
                 self.visible = True  # _write_detached uses the test cursor itself
             else:
                 config_ids = {vals["config_id"] for vals in vals_list if vals.get("config_id")}
-                with self.env.registry.cursor() as cr:
-                    cr.execute("SELECT count(*) FROM bj_api_sync_config WHERE id IN %s", [tuple(config_ids) or (0,)])
-                    self.visible = cr.fetchone()[0] == len(config_ids)
+                committed = _COMMITTED_CONFIGS.setdefault(self.env.cr.dbname, set())
+                if config_ids <= committed:
+                    # Seen committed before: ids are never reused, so no cursor is needed to know.
+                    self.visible = True
+                else:
+                    with self.env.registry.cursor() as cr:
+                        cr.execute("SELECT id FROM bj_api_sync_config WHERE id IN %s", [tuple(config_ids) or (0,)])
+                        found = {row[0] for row in cr.fetchall()}
+                    committed |= found
+                    self.visible = found == config_ids
         return self.visible
 
 
@@ -527,7 +553,8 @@ class Sender:
         self.hmac_secret = config._get_secret("hmac_secret") if config.auth_type == "hmac" else None
         self.client = outbound_client(self.env)
         self.log_payloads = config.log_payloads
-        self.identifier_key = mapping.identifier_key(config) if config.line_ids else None
+        self.company_id = config.company_id.id
+        self.identifier_key = mapping.identifier_key(config)
         self.result = result if result is not None else SyncResult()
         self.logs = _LogBuffer(self.env)
         self.bindings = {}
@@ -574,6 +601,7 @@ class Sender:
         return {
             "name": "%s %s" % (request.method, request.url),  # the model's own rule, saved a recompute
             "config_id": self.config.id,
+            "company_id": self.company_id,
             "direction": "out",
             "method": request.method,
             "url": request.url,
@@ -727,6 +755,7 @@ def store_bindings(config, bindings):
 # --------------------------------------------------------------------------
 
 
+@_in_plan_scope
 def make_outbound_request(config, records, timeout=None, **kwargs):
     """Send ``records`` now (or queue them) through ``config``; returns a ``SyncResult``.
 
@@ -821,6 +850,7 @@ def _enqueue(config, records, selected):
     return result
 
 
+@_in_plan_scope
 def deliver_job(job, attempt=1):
     """Outbox worker: one attempt of a queued job (the worker schedules the retries).
 
@@ -887,6 +917,7 @@ def _extract_list(data, root, env):
     return data
 
 
+@_in_plan_scope
 def pull(config, records=None, timeout=None, commit=False):
     """Out + GET: fetch remote data and apply it to Odoo records through the lines.
 
@@ -1069,7 +1100,10 @@ def _pull_records(sender, records, commit):
                     if not isinstance(data, dict):
                         raise SyncError(env._("The response is not a JSON object."), status=502)
                     with config.env.cr.savepoint():
-                        record.write(mapping.deserialize(config, data, record=record, partial=True))
+                        vals = mapping.deserialize(config, data, record=record, partial=True)
+                        vals = mapping.without_unchanged(record, vals)
+                        if vals:
+                            record.write(vals)
                     result.updated += 1
                     result.received += 1
                 except Exception as exc:  # noqa: BLE001 - one bad record never stops the others
@@ -1096,6 +1130,7 @@ def _cron_batch_size(config):
     return CRON_BATCH_SIZE
 
 
+@_in_plan_scope
 def cron_sync(config):
     """Sync every record matching the Filter Domain, in id-ordered batches.
 

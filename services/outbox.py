@@ -57,6 +57,7 @@ def enqueue(config, requests):
         [
             {
                 "config_id": config.id,
+                "company_id": config.company_id.id,  # the related field's value: no UPDATE after the INSERT
                 "url": req["url"],
                 "method": req["method"],
                 "payload": req.get("body"),
@@ -67,9 +68,28 @@ def enqueue(config, requests):
             for req in requests
         ]
     )
-    if jobs:
+    if jobs and not _worker_due(config.env):
         jobs._trigger_worker()
     return jobs
+
+
+def _worker_due(env):
+    """Whether the worker cron already has a trigger due now (another one would add nothing).
+
+    A save firing an automation rule queues a job per transaction: one query here instead of
+    a trigger row, its cron read and a NOTIFY on a separate connection at commit, every time.
+    """
+    cron_id = env["ir.model.data"]._xmlid_to_res_id(
+        "bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False
+    )
+    if not cron_id:
+        return False
+    env["ir.cron.trigger"].flush_model()
+    env.cr.execute(
+        "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= (now() AT TIME ZONE 'UTC') LIMIT 1",
+        [cron_id],
+    )
+    return bool(env.cr.fetchone())
 
 
 def _without_duplicates(config, requests):
@@ -161,6 +181,11 @@ def claim(env, limit, commit=None):
     if not ids:
         return env["bj.api.sync.job"]
     jobs = env["bj.api.sync.job"].sudo().browse(ids)
+    if _committing(commit):
+        # Each job is committed right after its attempt: its log rows go in that same
+        # transaction (no separate cursor and commit per job; the log and the job's new
+        # state are committed together).
+        jobs = jobs.with_context(bj_api_sync_logs_in_transaction=True)
     jobs.write({"state": "running", "started_at": fields.Datetime.now()})
     _commit(env, commit)
     return jobs

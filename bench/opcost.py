@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Queries and Python time of one bj_api_sync operation, in-process (no HTTP server).
+
+Counts SQL queries per operation (deterministic, unlike timings on a noisy machine) and,
+with ``--cprofile``, prints the functions that dominate. Works on a database made by
+``python bench/run.py --keep --db NAME`` (its configurations and partners).
+
+    python bench/opcost.py --db NAME get_one post_batch post_one list push_single push_batched drain
+    python bench/opcost.py --db NAME --cprofile 25 get_one
+
+Operations:
+  get_one       inbound GET /<id> (services.inbound.handle, the controller's work without werkzeug)
+  list          inbound GET ?limit=100
+  post_one      inbound POST of one object (creates a partner)
+  post_batch    inbound POST of an array of --batch objects
+  orm_create_batch  the same --batch partners through the ORM's create, as admin (what JSON-RPC does)
+  upsert_same   inbound POST of an existing record with unchanged values (no-op write)
+  push_single   outbound _make_outbound_http_request of one record (one call per record)
+  push_batched  outbound batched push of 100 records
+  drain         outbox: enqueue then process_due_jobs(commit=True) of --jobs jobs
+  rule_write    a partner write firing the queued automation rule (the rule is activated)
+"""
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_outbound  # noqa: E402
+import run as bench_run  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("operations", nargs="+")
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--cprofile", type=int, default=0, help="print the N most expensive functions")
+    parser.add_argument("--sql", action="store_true", help="print the queries of one operation")
+    args = parser.parse_args()
+    bench_outbound.load_env_sh()
+    sink = bench_outbound.Sink()
+    try:
+        _odoo, registry = bench_run.child_env(args.db)
+        for operation in args.operations:
+            profile(registry, sink, operation, args)
+    finally:
+        sink.stop()
+
+
+def profile(registry, sink, operation, args):
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import inbound, outbound, outbox  # noqa: PLC0415
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+        Config = env["bj.api.sync.config"].with_context(active_test=False)
+        for config in Config.search([("request_type", "=", "out")]):
+            config.url = sink.url("/partners")
+        cr.commit()
+        headers = {"Authorization": "Bearer %s" % bench_run.TOKEN, "Content-Type": "application/json"}
+        partners = env["res.partner"].search([("email", "=like", "p%" + bench_run.TAG)], order="id", limit=200)
+        counter = iter(range(10**9))
+
+        def http(method, record_id=None, body=None, query=None):
+            data = json.dumps(body).encode() if body is not None else b""
+            status, _headers, text = inbound.handle(
+                env, bench_run.ENDPOINT, method, record_id=record_id, query=query or {}, headers=headers,
+                body_bytes=data, content_type="application/json",
+                url="http://127.0.0.1/bj_api_sync/v1/%s" % bench_run.ENDPOINT,
+            )
+            if status >= 300:
+                raise RuntimeError("%s %s: %s %s" % (method, record_id, status, text[:300]))
+            cr.commit()
+            return status
+
+        single = Config.search([("name", "=", "bench per-record")])
+        batched = Config.search([("name", "=", "bench batched")])
+        queued = Config.search([("name", "=", "bench queued")])
+        rule_config = Config.search([("name", "=", "bench rule")])
+
+        def push(config, records):
+            result = env["bj.api.sync.config"]._make_outbound_http_request(records, config.id)
+            cr.commit()
+            assert result.success, dict(result)
+
+        def drain():
+            records = partners[: args.jobs]
+            push(queued, records)
+            done = outbox.process_due_jobs(env, batch=50, time_budget=3600, commit=True)
+            assert done == len(records), done
+
+        automation = env["base.automation"].browse(rule_config.trigger_action_id)
+
+        def rule_write():
+            partner = partners[next(counter) % len(partners)]
+            partner.write({"phone": "+1 %s" % time.time()})
+            env.flush_all()
+            cr.commit()
+
+        operations = {
+            "get_one": lambda: http("GET", record_id=str(partners[next(counter) % len(partners)].id)),
+            "list": lambda: http("GET", query={"limit": "100"}),
+            "post_one": lambda: http("POST", body={"name": "Profile %d" % next(counter), "email": "x@example.com"}),
+            "post_batch": lambda: http(
+                "POST", body=[{"name": "Profile %d" % next(counter), "email": "x@example.com"}
+                              for _ in range(args.batch)]),
+            "orm_create_batch": lambda: (env["res.partner"].with_user(env.ref("base.user_admin")).create(
+                [{"name": "Profile %d" % next(counter), "email": "x@example.com"} for _ in range(args.batch)]),
+                cr.commit()),
+            "upsert_same": lambda: http("POST", body={"id": partners[0].id, "name": partners[0].name}),
+            "push_single": lambda: push(single, partners[next(counter) % len(partners)]),
+            "push_batched": lambda: push(batched, partners[:100]),
+            "drain": drain,
+            "rule_write": rule_write,
+        }
+        fn = operations[operation]
+        if operation == "rule_write":
+            automation.active = True
+            cr.commit()
+        try:
+            for _ in range(3):
+                fn()  # warm-up
+            if args.sql:
+                _print_queries(fn)
+            repeat = 1 if operation == "drain" else args.repeat
+            queries = cr.sql_log_count
+            detached = _count_detached(registry)
+            profiler = cProfile.Profile() if args.cprofile else None
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            for _ in range(repeat):
+                fn()
+            if profiler:
+                profiler.disable()
+            elapsed = time.perf_counter() - started
+            queries = cr.sql_log_count - queries
+            other = _count_detached(registry) - detached
+            print("%-12s %6.2f ms per op, %6.1f queries per op on the cursor (+ %4.1f on other cursors)"
+                  % (operation, elapsed * 1000 / repeat, queries / repeat, other / repeat), flush=True)
+            if profiler:
+                stats = pstats.Stats(profiler, stream=sys.stdout)
+                stats.sort_stats("cumulative").print_stats(args.cprofile)
+                stats.sort_stats("tottime").print_stats(args.cprofile)
+        finally:
+            if operation == "rule_write":
+                automation.active = False
+                cr.execute("UPDATE bj_api_sync_job SET state = 'cancelled' WHERE state = 'pending'")
+                cr.commit()
+
+
+def _print_queries(fn):
+    """Run ``fn`` once and print every query, whatever the cursor."""
+    from odoo import sql_db  # noqa: PLC0415
+
+    seen = []
+    original = sql_db.Cursor.execute
+
+    def execute(self, query, params=None, log_exceptions=True):
+        seen.append((id(self) % 1000, str(query.code if hasattr(query, "code") else query)))
+        return original(self, query, params, log_exceptions)
+
+    sql_db.Cursor.execute = execute
+    try:
+        fn()
+    finally:
+        sql_db.Cursor.execute = original
+    for cursor, text in seen:
+        print("  [%03d] %s" % (cursor, " ".join(text.split())[:220]))
+
+
+_detached_queries = [0]
+
+
+def _count_detached(registry):
+    """Queries run on cursors other than the bench's (detached log writes...), process-wide."""
+    from odoo import sql_db  # noqa: PLC0415
+
+    if not getattr(sql_db.Cursor, "_bj_counted", False):
+        original = sql_db.Cursor.close
+
+        def close(self, *args, **kwargs):
+            _detached_queries[0] += self.sql_log_count
+            return original(self, *args, **kwargs)
+
+        sql_db.Cursor.close = close
+        sql_db.Cursor._bj_counted = True
+    return _detached_queries[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1005 @@
+#!/usr/bin/env python3
+"""bj_api_sync benchmarks against Odoo's own paths, in one run (SPEC §8).
+
+Usage (from the repository root, after ``bash scripts/setup.sh``)::
+
+    source ~/.cache/bj_api_sync/env.sh
+    python bench/run.py            # full run (about 20 minutes on 2 cores)
+    python bench/run.py --quick    # small N, every scenario, about 2 minutes
+
+What it does, by itself:
+
+1. creates a database (``odoo-bin -i bj_api_sync``, no demo data) and loads the records;
+2. starts a local HTTP sink (separate process, HTTP/1.1 keep-alive, answers 200 at once)
+   and Odoo with ``--workers 2`` on a free port (no cron thread: nothing drains the
+   outbox behind the bench's back);
+3. runs the scenarios, each against its baseline *in the same run*, interleaved unit by
+   unit (a unit = one request, one batch, one record...) and repeated ``--rounds`` times,
+   the order of the contenders alternating, so that load changes on a noisy machine hit
+   both alike; rates are medians over the rounds and ratios medians of the per-round
+   ratios:
+
+   * inbound batch POST and single POST  vs JSON-RPC ``execute_kw create`` of the same records;
+   * inbound GET list (100 per page) and GET by identifier  vs JSON-RPC ``search_read`` / ``read``;
+   * outbound push per record (one call per record, as an automation rule does; and one
+     call for many records) and batched (page 100)  vs Odoo's "Send Webhook Notification"
+     server action (``state='webhook'``) on the same records, each also without log rows
+     (the cost of logging);
+   * queued delivery: ``services.outbox.process_due_jobs(commit=True)`` draining
+     ``--outbox-jobs`` jobs  vs immediate delivery of the same records;
+   * enqueue overhead: partner writes with a queued automation rule (made by Create
+     Trigger)  vs the same writes without the rule;
+   * ``outbound.cron_sync`` over ``--cron-records`` records in a fresh process: wall time,
+     peak memory growth, and its rate against the batched push;
+
+4. prints one table (scenario, N, records/s, p50/p95 latency, peak RSS, ratio to the
+   baseline) and the SPEC §8 targets with what this run measured; ``--json FILE`` keeps
+   every figure, ``--markdown FILE`` the table for the README.
+
+Peak RSS is the high-water mark of the processes doing the work (the HTTP workers for
+inbound, the bench process for outbound), reset before each unit through
+``/proc/<pid>/clear_refs``. Everything it starts it stops, and the database is dropped
+unless ``--keep``.
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_inbound  # noqa: E402 - the colleagues' helpers: JSON-RPC client, odoo-bin command line
+import bench_outbound  # noqa: E402 - the HTTP sink, env.sh loading, registry opening
+
+TOKEN = "bench-token"
+ENDPOINT = "bench-partners"
+TAG = "@bj-bench.test"
+PREFIXES = {"push": "p", "outbox": "q", "rule": "w", "cron": "c"}
+
+
+# --------------------------------------------------------------------------
+# Measures
+# --------------------------------------------------------------------------
+
+
+def percentile(samples, pct):
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def median(samples):
+    samples = [s for s in samples if s is not None]
+    return statistics.median(samples) if samples else None
+
+
+class Peak:
+    """Peak RSS (VmHWM, KiB) of some processes, resettable between units."""
+
+    def __init__(self, pids):
+        self.pids = pids  # a callable returning the pids to watch
+
+    def reset(self):
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                Path("/proc/%d/clear_refs" % pid).write_text("5")
+
+    def read(self):
+        peak = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        return peak
+
+
+class Contender:
+    """One path of a scenario: its time and records per round, latency per unit, peak RSS."""
+
+    def __init__(self, key, label, fn, baseline=False):
+        self.key, self.label, self.fn, self.baseline = key, label, fn, baseline
+        self.seconds, self.counts = [], []
+        self.latencies = []
+        self.peak_kib = 0
+
+    def rates(self):
+        return [c / s for c, s in zip(self.counts, self.seconds) if s > 0]
+
+
+def duel(contenders, units, rounds, peak, before_round=None, after_round=None):
+    """Run every contender on every unit, interleaved, ``rounds`` times.
+
+    ``units(round)`` lists the units of a round; ``contender.fn(unit, round)`` does one
+    unit and returns the number of records it handled. The contenders' order alternates
+    from unit to unit and from round to round.
+    """
+    for rnd in range(rounds):
+        if before_round:
+            before_round(rnd)
+        spent = {c.key: 0.0 for c in contenders}
+        counts = {c.key: 0 for c in contenders}
+        for index, unit in enumerate(units(rnd)):
+            order = contenders if (index + rnd) % 2 == 0 else contenders[::-1]
+            for contender in order:
+                peak.reset()
+                started = time.perf_counter()
+                count = contender.fn(unit, rnd)
+                elapsed = time.perf_counter() - started
+                contender.peak_kib = max(contender.peak_kib, peak.read())
+                spent[contender.key] += elapsed
+                counts[contender.key] += count
+                contender.latencies.append(elapsed * 1000)
+        for contender in contenders:
+            contender.seconds.append(spent[contender.key])
+            contender.counts.append(counts[contender.key])
+        if after_round:
+            after_round(rnd)
+    return contenders
+
+
+def rows_of(scenario, contenders, n, baseline_key, unit_label, ratio_is_cost=False):
+    """Table rows of a scenario; ratio = median over rounds of (rate / baseline rate)."""
+    base = next(c for c in contenders if c.key == baseline_key)
+    rows = []
+    for contender in contenders:
+        per_round = [r / b for r, b in zip(contender.rates(), base.rates()) if b]
+        rows.append(
+            {
+                "scenario": scenario,
+                "key": contender.key,
+                "label": contender.label,
+                "baseline": contender.key == baseline_key,
+                "n": n,
+                "rounds": len(contender.seconds),
+                "rate": median(contender.rates()),
+                "rates": contender.rates(),
+                "p50_ms": median(contender.latencies),
+                "p95_ms": percentile(contender.latencies, 95),
+                "latency_unit": unit_label,
+                "peak_rss_mb": contender.peak_kib / 1024 if contender.peak_kib else None,
+                "ratio": median(per_round),
+                "ratios": per_round,
+                "ratio_to": base.label,
+            }
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------
+# Processes: database, sink, Odoo server, children with a registry
+# --------------------------------------------------------------------------
+
+
+def python():
+    venv = Path(os.environ.get("BJ_HOME", Path.home() / ".cache/bj_api_sync")) / "venv/bin/python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def create_database(db, logfile):
+    subprocess.run(["dropdb", "--if-exists", db], check=False, capture_output=True)
+    subprocess.run(["createdb", db], check=True)
+    subprocess.run(
+        [python(), os.path.join(os.environ["ODOO_SRC"], "odoo-bin"), "-d", db,
+         "--addons-path", os.environ["BJ_ADDONS_PATH"], "-i", "bj_api_sync", "--without-demo", "all",
+         "--stop-after-init", "--logfile", logfile, "--log-level", "warn"],
+        check=True,
+    )
+
+
+def start_server(db, port, logfile):
+    stderr = open(logfile + ".stderr", "w")  # noqa: SIM115 - kept open for the server's lifetime
+    return subprocess.Popen(
+        [python(), os.path.join(os.environ["ODOO_SRC"], "odoo-bin"), "-d", db,
+         "--addons-path", os.environ["BJ_ADDONS_PATH"], "--db-filter", "^%s$" % db,
+         "--http-interface", "127.0.0.1", "--http-port", str(port), "--workers", "2",
+         "--max-cron-threads", "0", "--logfile", logfile, "--log-level", "warn",
+         "--limit-time-real", "1200", "--limit-time-cpu", "1200", "--limit-request", "1000000"],
+        start_new_session=True, stdout=stderr, stderr=stderr,
+    )
+
+
+def stop(process):
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def worker_pids(server_pid):
+    """The HTTP workers of a prefork server: its children, without the gevent process."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid != server_pid:
+                continue
+            if b"gevent" in (entry / "cmdline").read_bytes():
+                continue
+        except (OSError, IndexError, ValueError):
+            continue
+        pids.append(int(entry.name))
+    return pids
+
+
+def run_child(args, role, sink_port, out):
+    """Run ``role`` (setup, outbound, cron) in a fresh Python process with its own registry."""
+    cmd = [python(), "-u", __file__, "--child", role, "--db", args.db, "--sink-port", str(sink_port),
+           "--child-out", out]
+    for name in ("records", "outbox_jobs", "rule_writes", "cron_records", "rounds", "outbox_rounds"):
+        cmd += ["--%s" % name.replace("_", "-"), str(getattr(args, name))]
+    subprocess.run(cmd, check=True)
+    return json.loads(Path(out).read_text())
+
+
+# --------------------------------------------------------------------------
+# Children (import odoo)
+# --------------------------------------------------------------------------
+
+
+def child_env(db):
+    odoo, registry = bench_outbound.open_registry(db)
+    import logging  # noqa: PLC0415
+
+    logging.getLogger("odoo").setLevel(logging.ERROR)  # webhook INFO lines, detached cursor notices
+    return odoo, registry
+
+
+def bench_partners(env, prefix, count):
+    return bench_outbound.ensure_partners(env, count, prefix)
+
+
+def out_config(env, sink, name, **vals):
+    from odoo import Command  # noqa: PLC0415
+
+    Config = env["bj.api.sync.config"].with_context(active_test=False)
+    Config.search([("name", "=", name)]).unlink()
+    field = env["ir.model.fields"]._get
+    line = lambda fname, key, **kw: Command.create(  # noqa: E731
+        dict({"field_id": field("res.partner", fname).id, "value_type": "plain", "api_key": key}, **kw)
+    )
+    values = {
+        "name": name,
+        "request_type": "out",
+        "url": sink.url("/partners"),
+        "model_id": env.ref("base.model_res_partner").id,
+        "http_method_ids": [Command.set(env["bj.http.method"].search([("name", "=", "POST")]).ids)],
+        "auth_type": "bearer",
+        "bearer_token": "sink-token",
+        "is_paginated": False,
+        "page_size": 100,
+        "limit": 0,
+        "retry_backoff": 0,
+        "filter_domain": "[('email', '=like', '%%%s')]" % TAG,
+        "line_ids": [
+            line("id", "id", is_record_identifier=True, sequence=1),
+            line("name", "name", sequence=2),
+            line("email", "email", sequence=3),
+            line("phone", "phone", sequence=4),
+            line("city", "city", sequence=5),
+        ],
+    }
+    values.update(vals)
+    return Config.create(values)
+
+
+def child_setup(args, sink):
+    """Records, configurations, webhook action and automation rule; returns their ids."""
+    from odoo import SUPERUSER_ID, Command, api  # noqa: PLC0415
+
+    _odoo, registry = child_env(args.db)
+    started = time.perf_counter()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+        counts = {
+            "push": args.records,
+            "outbox": args.outbox_jobs,
+            "rule": args.rule_writes,
+            "cron": args.cron_records,
+        }
+        for kind, count in counts.items():
+            bench_partners(env, PREFIXES[kind], count)
+            cr.commit()
+        field = env["ir.model.fields"]._get
+        Config = env["bj.api.sync.config"]
+        methods = env["bj.http.method"].search([("name", "in", ["GET", "POST"])])
+
+        def in_line(fname, key, **kw):
+            return Command.create(dict({"field_id": field("res.partner", fname).id, "value_type": "plain",
+                                        "api_key": key}, **kw))
+
+        inbound = Config.create({
+            "name": "bench inbound", "request_type": "in", "endpoint": ENDPOINT,
+            "model_id": env.ref("base.model_res_partner").id, "http_method_ids": [Command.set(methods.ids)],
+            "auth_type": "bearer", "bearer_token": TOKEN, "limit": 1000, "is_paginated": True, "page_size": 100,
+            "user_id": env.ref("base.user_admin").id,  # the user JSON-RPC runs as
+            "line_ids": [in_line("id", "id", is_record_identifier=True, sequence=1),
+                         in_line("name", "name", required=True, sequence=2),
+                         in_line("email", "email", sequence=3), in_line("phone", "phone", sequence=4)],
+        })
+        ids = {"inbound": inbound.id}
+        ids["single"] = out_config(env, sink, "bench per-record").id
+        ids["batched"] = out_config(env, sink, "bench batched", is_paginated=True).id
+        ids["immediate"] = out_config(env, sink, "bench immediate").id
+        ids["queued"] = out_config(env, sink, "bench queued", delivery="queued").id
+        rule_config = out_config(env, sink, "bench rule", delivery="queued", trigger_model="base.automation")
+        ids["rule_config"] = rule_config.id
+        ids["cron"] = out_config(
+            env, sink, "bench cron", is_paginated=True, filter_domain="[('email', '=like', 'c%%%s')]" % TAG
+        ).id
+        webhook_fields = env["ir.model.fields"].search(
+            [("model", "=", "res.partner"), ("name", "in", ["name", "email", "phone", "city"])]
+        )
+        ids["webhook"] = env["ir.actions.server"].create({
+            "name": "bench webhook", "model_id": env.ref("base.model_res_partner").id, "state": "webhook",
+            "webhook_url": sink.url("/webhook"), "webhook_field_ids": [Command.set(webhook_fields.ids)],
+        }).id
+        # The rule exactly as a user gets it from Create Trigger, inactive until its phase.
+        rule_config.action_create_trigger()
+        automation = env["base.automation"].browse(rule_config.trigger_action_id)
+        automation.active = False
+        ids["automation"] = automation.id
+        cr.commit()
+    ids["setup_seconds"] = time.perf_counter() - started
+    return ids
+
+
+class _NoLogs:
+    """Within the block, attempt log rows are dropped instead of written (bench only)."""
+
+    def __enter__(self):
+        from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+
+        self.cls = outbound._LogBuffer
+        self.flush = self.cls.flush
+        self.cls.flush = lambda buffer: buffer.pending.clear()
+
+    def __exit__(self, *exc):
+        self.cls.flush = self.flush
+
+
+def child_outbound(args, sink, ids):
+    """Outbound push, outbox drain and enqueue overhead; returns table rows."""
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    _odoo, registry = child_env(args.db)
+    from odoo.addons.bj_api_sync.services import outbound, outbox  # noqa: PLC0415
+
+    peak = Peak(lambda: [os.getpid()])
+    rows, extra = [], {}
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        Config = env["bj.api.sync.config"]
+        configs = {key: Config.browse(ids[key]) for key in ("single", "batched", "immediate", "queued", "rule_config")}
+        webhook = env["ir.actions.server"].browse(ids["webhook"])
+        push = bench_partners(env, PREFIXES["push"], args.records)
+        records = list(push)
+
+        def send(config, partners):
+            result = Config._make_outbound_http_request(partners, config.id)
+            cr.commit()
+            if not result.success or result.sent != len(partners):
+                raise RuntimeError("%s: %s" % (config.name, dict(result, log_ids="...")))
+            return len(partners)
+
+        def send_nolog(config, partners):
+            with _NoLogs():
+                return send(config, partners)
+
+        def webhook_run(partners):
+            for partner in partners:
+                webhook.with_context(active_model="res.partner", active_id=partner.id, active_ids=partner.ids).run()
+            cr.commit()
+            return len(partners)
+
+        # warm-up: connection pools, registry caches, both paths
+        send(configs["single"], push[:10])
+        send(configs["batched"], push[:100])
+        webhook_run(push[:10])
+
+        # 1. per record, one call per record (an automation rule's pattern)
+        print("[bench] outbound per record: %d records x %d rounds" % (len(records), args.rounds), flush=True)
+        contenders = duel(
+            [
+                Contender("single", "bj_api_sync per record (1 call/record)", lambda p, r: send(configs["single"], p)),
+                Contender("single_nolog", "  same, no log rows", lambda p, r: send_nolog(configs["single"], p)),
+                Contender("webhook", "Odoo webhook action (1 run/record)", lambda p, r: webhook_run(p), True),
+            ],
+            lambda rnd: records,
+            args.rounds,
+            peak,
+        )
+        rows += rows_of("outbound push per record", contenders, len(records), "webhook", "per record")
+
+        # 2. pages of 100 records: batched (1 request) and per record (100 requests) in one call
+        pages = [push[i:i + 100] for i in range(0, len(push), 100)]
+        print("[bench] outbound batched: %d pages of 100 x %d rounds" % (len(pages), args.rounds), flush=True)
+        contenders = duel(
+            [
+                Contender("batched", "bj_api_sync batched (1 request/100)", lambda p, r: send(configs["batched"], p)),
+                Contender("batched_nolog", "  same, no log rows", lambda p, r: send_nolog(configs["batched"], p)),
+                Contender("bulk", "bj_api_sync per record (1 call/100)", lambda p, r: send(configs["single"], p)),
+                Contender("bulk_nolog", "  same, no log rows", lambda p, r: send_nolog(configs["single"], p)),
+                Contender("webhook", "Odoo webhook action (1 run/record)", lambda p, r: webhook_run(p), True),
+            ],
+            lambda rnd: pages,
+            args.rounds,
+            peak,
+        )
+        rows += rows_of("outbound push, 100 records per call", contenders, len(push), "webhook", "per 100")
+
+        # 3. outbox: drain of N queued jobs vs immediate delivery of the same records
+        queue = bench_partners(env, PREFIXES["outbox"], args.outbox_jobs)
+        print("[bench] outbox: %d jobs x %d rounds" % (len(queue), args.outbox_rounds), flush=True)
+        enqueue_seconds = []
+        deliver_ms = []
+        send_ms = []
+
+        def timed_deliver(job, attempt=1):
+            started = time.perf_counter()
+            try:
+                return outbound.deliver_job(job, attempt=attempt)
+            finally:
+                deliver_ms.append((time.perf_counter() - started) * 1000)
+
+        def enqueue(_rnd):
+            started = time.perf_counter()
+            result = Config._make_outbound_http_request(queue, configs["queued"].id)
+            cr.commit()
+            enqueue_seconds.append(time.perf_counter() - started)
+            if len(result.job_ids) != len(queue):
+                raise RuntimeError("enqueue: %s jobs for %s records" % (len(result.job_ids), len(queue)))
+
+        def drain(_unit, _rnd):
+            done = outbox.process_due_jobs(env, batch=50, time_budget=3600, deliver=timed_deliver, commit=True)
+            if done != len(queue):
+                raise RuntimeError("drain: %s jobs delivered out of %s" % (done, len(queue)))
+            return done
+
+        original_send = outbound.Sender.send
+
+        def timed_send(self, request, max_retries=None):
+            started = time.perf_counter()
+            try:
+                return original_send(self, request, max_retries=max_retries)
+            finally:
+                send_ms.append((time.perf_counter() - started) * 1000)
+
+        def immediate(_unit, _rnd):
+            outbound.Sender.send = timed_send
+            try:
+                return send(configs["immediate"], queue)
+            finally:
+                outbound.Sender.send = original_send
+
+        contenders = duel(
+            [
+                Contender("drain", "outbox drain (process_due_jobs, commit)", drain),
+                Contender("immediate", "immediate delivery, same records", immediate, True),
+            ],
+            lambda rnd: [None],
+            args.outbox_rounds,
+            peak,
+            before_round=enqueue,
+        )
+        # latency: one job / one request, not the whole drain
+        contenders[0].latencies, contenders[1].latencies = deliver_ms, send_ms
+        rows += rows_of("queued delivery (outbox)", contenders, len(queue), "immediate", "per job/request")
+        extra["enqueue_rate"] = median([len(queue) / s for s in enqueue_seconds])
+
+        # 4. enqueue overhead: partner writes with the queued automation rule vs none
+        writes = bench_partners(env, PREFIXES["rule"], args.rule_writes)
+        automation = env["base.automation"].browse(ids["automation"])
+        Job = env["bj.api.sync.job"]
+        print("[bench] enqueue overhead: %d writes x %d rounds" % (len(writes), args.rounds), flush=True)
+
+        def write(partner, rnd, tag):
+            # a new value every time: an unchanged field fires no rule (and queues no job)
+            partner.write({"phone": "+1 %s %s %s" % (tag, rnd, partner.id)})
+            env.flush_all()
+            cr.commit()
+            return 1
+
+        def phase(active):
+            automation.active = active
+            cr.commit()
+
+        # Toggling the rule re-registers hooks: phases, not per-unit interleaving. The rule's
+        # phase and the plain phase alternate first from round to round.
+        rule = Contender("rule", "partner write + queued automation rule", None)
+        plain = Contender("plain", "partner write, no rule", None, True)
+        jobs_before = Job.search_count([("config_id", "=", configs["rule_config"].id)])
+        for rnd in range(args.rounds):
+            order = [(rule, True), (plain, False)] if rnd % 2 == 0 else [(plain, False), (rule, True)]
+            for contender, active in order:
+                phase(active)
+                contender.fn = lambda p, _r, tag=contender.key, rnd=rnd: write(p, rnd, tag)
+                duel([contender], lambda _r: list(writes), 1, peak)  # one more round of this contender
+        phase(False)
+        jobs = Job.search_count([("config_id", "=", configs["rule_config"].id)]) - jobs_before
+        if jobs != len(writes) * args.rounds:
+            raise RuntimeError("the automation rule queued %s jobs for %s writes" % (jobs, len(writes) * args.rounds))
+        # leave no pending job behind for a later drain
+        cr.execute("UPDATE bj_api_sync_job SET state = 'cancelled' WHERE state = 'pending'")
+        cr.commit()
+        rows += rows_of("enqueue overhead on a partner write", [rule, plain], len(writes), "plain", "per write")
+        extra["log_rows"] = env["bj.api.log"].search_count([])
+    return {"rows": rows, "extra": extra}
+
+
+def child_cron(args, sink, ids):
+    """``cron_sync`` over the cron partners in this fresh process: time and peak RSS growth."""
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    _odoo, registry = child_env(args.db)
+    from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        config = env["bj.api.sync.config"].browse(ids["cron"]).with_context(bj_api_sync_commit=True)
+        env["bj.api.sync.binding"].search([("config_id", "=", config.id)]).unlink()
+        cr.commit()
+        env.invalidate_all()
+        before = bench_outbound.rss_kib()
+        resettable = bench_outbound.reset_peak_rss()
+        print("[bench] cron_sync over %d records" % args.cron_records, flush=True)
+        started = time.perf_counter()
+        first = outbound.cron_sync(config)
+        seconds = time.perf_counter() - started
+        peak = bench_outbound.rss_kib("VmHWM")
+        cr.commit()
+        env.invalidate_all()
+        started = time.perf_counter()
+        second = outbound.cron_sync(config)
+        seconds_skip = time.perf_counter() - started
+        if first.sent != args.cron_records or second.skipped != args.cron_records:
+            raise RuntimeError("cron_sync: first run %s, second %s" % (dict(first, log_ids="..."),
+                                                                     dict(second, log_ids="...")))
+    return {
+        "seconds": seconds,
+        "rate": args.cron_records / seconds,
+        "seconds_unchanged": seconds_skip,
+        "rate_unchanged": args.cron_records / seconds_skip,
+        "rss_before_mb": before / 1024,
+        "peak_mb": peak / 1024,
+        "growth_mb": (peak - before) / 1024,
+        "peak_reset": resettable,
+    }
+
+
+# --------------------------------------------------------------------------
+# Inbound (over HTTP, against the server's two workers)
+# --------------------------------------------------------------------------
+
+
+def items(count, tag):
+    return [
+        {"name": "Bench %s %05d" % (tag, i), "email": "bench.%s.%05d@example.com" % (tag.replace(" ", "."), i),
+         "phone": "+3280%05d" % i}
+        for i in range(count)
+    ]
+
+
+def bench_in(args, base, rpc, peak):
+    import requests  # noqa: PLC0415
+
+    api = requests.Session()
+    api.headers.update({"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"})
+    url = "%s/bj_api_sync/v1/%s" % (base, ENDPOINT)
+
+    def check(response, status, what):
+        if response.status_code != status:
+            raise RuntimeError("%s: %s %s" % (what, response.status_code, response.text[:500]))
+        return response
+
+    def api_post(data):
+        body = check(api.post(url, data=json.dumps(data), timeout=600), 201, "POST").json()
+        return len(body) if isinstance(body, list) else 1
+
+    def rpc_create(data):
+        created = rpc.execute("res.partner", "create", data if isinstance(data, list) else [data])
+        return len(created)
+
+    # warm-up: registries, caches, both workers
+    for i in range(6):
+        api_post(items(10, "warm %d" % i))
+        rpc_create(items(10, "warmrpc %d" % i))
+        check(api.get(url, params={"limit": 10}, timeout=60), 200, "GET")
+        rpc.execute("res.partner", "search_read", [], fields=["name", "email", "phone"], limit=10)
+    rows = []
+
+    batch = args.batch
+    batches = max(1, args.records // batch)
+    print("[bench] inbound batch POST: %d x %d records x %d rounds" % (batches, batch, args.rounds), flush=True)
+    contenders = duel(
+        [
+            Contender("post", "bj_api_sync batch POST", lambda i, r: api_post(items(batch, "api %d %d" % (r, i)))),
+            Contender("rpc", "JSON-RPC create (same batches)",
+                      lambda i, r: rpc_create(items(batch, "rpc %d %d" % (r, i))), True),
+        ],
+        lambda rnd: range(batches),
+        args.rounds,
+        peak,
+    )
+    rows += rows_of("inbound batch POST (%d/request)" % batch, contenders, batches * batch, "rpc", "per request")
+
+    # The server has two workers: two clients posting at once, each its own batch.
+    sessions = []
+    for _ in range(2):
+        session = requests.Session()
+        session.headers.update(api.headers)
+        sessions.append((session, bench_inbound.JsonRpc(base, args.db)))
+
+    def both(post):
+        counts, errors = [0, 0], []
+
+        def run(index):
+            try:
+                counts[index] = post(index, *sessions[index])
+            except Exception as exc:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return sum(counts)
+
+    def api_post2(i, r):
+        return both(lambda k, session, _rpc: len(check(
+            session.post(url, data=json.dumps(items(batch, "api2 %d %d %d" % (r, i, k))), timeout=600), 201, "POST"
+        ).json()))
+
+    def rpc_create2(i, r):
+        return both(lambda k, _session, client: len(
+            client.execute("res.partner", "create", items(batch, "rpc2 %d %d %d" % (r, i, k)))))
+
+    pairs = max(1, batches // 2)
+    print("[bench] inbound batch POST, 2 clients: %d x 2 x %d records x %d rounds" % (pairs, batch, args.rounds),
+          flush=True)
+    contenders = duel(
+        [Contender("post2", "bj_api_sync batch POST, 2 clients", api_post2),
+         Contender("rpc2", "JSON-RPC create, 2 clients", rpc_create2, True)],
+        lambda rnd: range(pairs),
+        args.rounds,
+        peak,
+    )
+    rows += rows_of("inbound batch POST (%d/request, 2 clients at once)" % batch, contenders, pairs * 2 * batch,
+                    "rpc2", "per 2 requests")
+
+    singles = args.singles
+    print("[bench] inbound single POST: %d records x %d rounds" % (singles, args.rounds), flush=True)
+    contenders = duel(
+        [
+            Contender("post1", "bj_api_sync POST one object",
+                      lambda i, r: api_post(items(1, "one %d %d" % (r, i))[0])),
+            Contender("rpc1", "JSON-RPC create one record",
+                      lambda i, r: rpc_create(items(1, "rpcone %d %d" % (r, i))[0]), True),
+        ],
+        lambda rnd: range(singles),
+        args.rounds,
+        peak,
+    )
+    rows += rows_of("inbound single POST", contenders, singles, "rpc1", "per request")
+
+    total = rpc.execute("res.partner", "search_count", [])
+    pages = max(1, min(args.records, total) // 100)
+    print("[bench] inbound GET list: %d pages of 100 x %d rounds" % (pages, args.rounds), flush=True)
+
+    def api_list(page, _rnd):
+        response = check(api.get(url, params={"limit": 100, "offset": page * 100}, timeout=60), 200, "GET list")
+        return len(response.json())
+
+    def rpc_list(page, _rnd):
+        return len(rpc.execute("res.partner", "search_read", [], fields=["name", "email", "phone"],
+                               offset=page * 100, limit=100, order="id"))
+
+    contenders = duel(
+        [Contender("list", "bj_api_sync GET ?limit=100", api_list),
+         Contender("search_read", "JSON-RPC search_read limit 100", rpc_list, True)],
+        lambda rnd: range(pages),
+        args.rounds,
+        peak,
+    )
+    rows += rows_of("inbound GET list (100/page)", contenders, pages * 100, "search_read", "per page")
+
+    ids = rpc.execute("res.partner", "search", [("email", "=like", "bench.api.%")])
+    rng = random.Random(42)
+    print("[bench] inbound GET by id: %d requests x %d rounds" % (args.gets, args.rounds), flush=True)
+
+    def api_get(record_id, _rnd):
+        body = check(api.get("%s/%s" % (url, record_id), timeout=60), 200, "GET one").json()
+        if body["id"] != record_id:
+            raise RuntimeError("GET %s answered %s" % (record_id, body))
+        return 1
+
+    def rpc_read(record_id, _rnd):
+        return len(rpc.execute("res.partner", "read", [record_id], fields=["name", "email", "phone"]))
+
+    contenders = duel(
+        [Contender("get", "bj_api_sync GET /<id>", api_get),
+         Contender("read", "JSON-RPC read one record", rpc_read, True)],
+        lambda rnd: [rng.choice(ids) for _ in range(args.gets)],
+        args.rounds,
+        peak,
+    )
+    rows += rows_of("inbound GET by identifier", contenders, args.gets, "read", "per request")
+    return rows
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def fmt(value, pattern="%.0f"):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return pattern % value
+
+
+def cost(rows, key, nolog_key):
+    """1 - rate(key) / rate(nolog_key), from the per-round ratios against the same baseline."""
+    by_key = {row["key"]: row for row in rows}
+    ours, free = by_key[key], by_key[nolog_key]
+    per_round = [1 - a / b for a, b in zip(ours["rates"], free["rates"]) if b]
+    return median(per_round)
+
+
+def targets(result):
+    by_key = {}
+    for row in result["rows"]:
+        by_key.setdefault(row["key"], row)
+    checks = []
+
+    def check(label, measured, holds, shown):
+        checks.append({"target": label, "measured": measured, "holds": bool(holds), "shown": shown})
+
+    for key, what in (("post", "1 client"), ("post2", "2 clients")):
+        post = by_key.get(key)
+        if post:
+            check("inbound batch POST >= 1,000 records/s (%s)" % what, post["rate"], post["rate"] >= 1000,
+                  fmt(post["rate"]) + " rec/s")
+            check("inbound batch POST >= JSON-RPC create (%s)" % what, post["ratio"], post["ratio"] >= 1.0,
+                  "ratio %s" % fmt(post["ratio"], "%.2f"))
+    get = by_key.get("get")
+    if get:
+        check("inbound GET by identifier p50 <= 20 ms", get["p50_ms"], get["p50_ms"] <= 20,
+              fmt(get["p50_ms"], "%.1f") + " ms")
+    batched = by_key.get("batched")
+    if batched:
+        check("outbound batched push >= 2,000 records/s", batched["rate"], batched["rate"] >= 2000,
+              fmt(batched["rate"]) + " rec/s")
+    for key, what in (("single", "1 call/record"), ("bulk", "1 call/100 records")):
+        row = by_key.get(key)
+        if row:
+            check("outbound per-record push >= 300 requests/s (%s)" % what, row["rate"], row["rate"] >= 300,
+                  fmt(row["rate"]) + " req/s")
+    cron = result.get("cron")
+    if cron:
+        check("%s records synced, peak memory growth < 200 MB" % format(result["args"]["cron_records"], ","),
+              cron["growth_mb"], cron["growth_mb"] < 200, "%.0f MB" % cron["growth_mb"])
+    flat = result["rows"]
+    for key, nolog, what in (("single", "single_nolog", "per record, 1 call/record"),
+                             ("bulk", "bulk_nolog", "per record, 1 call/100"),
+                             ("batched", "batched_nolog", "batched")):
+        if key in by_key and nolog in by_key:
+            share = cost([r for r in flat if r["scenario"] == by_key[key]["scenario"]], key, nolog)
+            check("logging costs <= 15%% of throughput (%s)" % what, share, share <= 0.15, "%.1f %%" % (share * 100))
+    drain = by_key.get("drain")
+    if drain:
+        share = 1 - drain["ratio"]
+        check("outbox costs <= 15% of throughput (drain vs immediate)", share, share <= 0.15,
+              "%.1f %%" % (share * 100))
+    rule = by_key.get("rule")
+    if rule:
+        share = 1 - rule["ratio"]
+        check("enqueue on a partner write costs <= 15% of its throughput", share, share <= 0.15,
+              "%.1f %%" % (share * 100))
+    return checks
+
+
+def table_lines(result, markdown=False):
+    header = ["scenario", "N", "records/s", "p50 ms", "p95 ms", "latency of", "peak RSS MB", "ratio to baseline"]
+    lines = []
+    body = []
+    scenario = None
+    for row in result["rows"]:
+        if row["scenario"] != scenario:
+            scenario = row["scenario"]
+            body.append(["**%s**" % scenario if markdown else scenario, "", "", "", "", "", "", ""])
+        label = row["label"] + (" (baseline)" if row["baseline"] else "")
+        body.append([
+            label if markdown else "  " + label, format(row["n"], ","), fmt(row["rate"]), fmt(row["p50_ms"], "%.1f"),
+            fmt(row["p95_ms"], "%.1f"), row["latency_unit"], fmt(row["peak_rss_mb"]), fmt(row["ratio"], "%.2f"),
+        ])
+    cron = result.get("cron")
+    if cron:
+        n = result["args"]["cron_records"]
+        batched = next((r for r in result["rows"] if r["key"] == "batched"), None)
+        ratio = cron["rate"] / batched["rate"] if batched and batched["rate"] else None
+        body.append(["**scheduled sync (cron_sync)**" if markdown else "scheduled sync (cron_sync)"] + [""] * 7)
+        label = "first run, all sent: %.1f s, peak RSS growth %.0f MB" % (cron["seconds"], cron["growth_mb"])
+        body.append([label if markdown else "  " + label, format(n, ","), fmt(cron["rate"]), "-", "-", "",
+                     fmt(cron["peak_mb"]), fmt(ratio, "%.2f")])
+        label = "second run, all unchanged (skipped): %.1f s" % cron["seconds_unchanged"]
+        body.append([label if markdown else "  " + label, format(n, ","), fmt(cron["rate_unchanged"]), "-", "-", "",
+                     "-", "-"])
+    if markdown:
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * 4 + ["---"] + ["---:"] * 2) + "|")
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return lines
+    widths = [max(len(str(cells[i])) for cells in [header] + body) for i in range(len(header))]
+    pattern = "  ".join("%%-%ds" % w if i in (0, 5) else "%%%ds" % w for i, w in enumerate(widths))
+    lines.append(pattern % tuple(header))
+    lines.append("-" * len(lines[0]))
+    lines += [pattern % tuple(cells) for cells in body]
+    return lines
+
+
+def report(result, markdown_path=None):
+    print()
+    print("bj_api_sync benchmark: %s" % result["machine"])
+    print("rates = median of %d rounds (outbox: %d); ratio = median over rounds of rate / baseline rate "
+          "(> 1: faster than the baseline)" % (result["args"]["rounds"], result["args"]["outbox_rounds"]))
+    print()
+    for line in table_lines(result):
+        print(line)
+    print()
+    extra = result.get("extra", {})
+    if extra.get("enqueue_rate"):
+        print("enqueue of the outbox jobs: %.0f jobs/s (median)" % extra["enqueue_rate"])
+    print()
+    print("SPEC §8 targets")
+    for item in result["checks"]:
+        print("  [%s] %-66s %s" % ("ok" if item["holds"] else "NO", item["target"], item["shown"]))
+    if markdown_path:
+        lines = table_lines(result, markdown=True)
+        lines += ["", "| SPEC §8 target | measured | holds |", "|---|---:|---|"]
+        lines += ["| %s | %s | %s |" % (c["target"], c["shown"], "yes" if c["holds"] else "**no**")
+                  for c in result["checks"]]
+        Path(markdown_path).write_text("\n".join(lines) + "\n")
+
+
+def machine():
+    cores = os.cpu_count()
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = "%.1f GiB RAM" % (int(line.split()[1]) / 1024 / 1024)
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return "%s cores (nproc), %s, %s" % (cores, mem, model or "unknown CPU")
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N, 2 rounds: checks that everything runs")
+    parser.add_argument("--records", type=int, help="records per round for inbound POST/GET list and outbound push")
+    parser.add_argument("--batch", type=int, help="records per inbound batch POST (default 500)")
+    parser.add_argument("--singles", type=int, help="single POSTs per round (default 300)")
+    parser.add_argument("--gets", type=int, help="GET by identifier per round (default 300)")
+    parser.add_argument("--outbox-jobs", type=int, help="queued jobs drained per round (default 10,000)")
+    parser.add_argument("--outbox-rounds", type=int, help="rounds of the outbox scenario (default 2)")
+    parser.add_argument("--rule-writes", type=int, help="partner writes per round and phase (default 500)")
+    parser.add_argument("--cron-records", type=int, help="records of the scheduled sync (default 100,000)")
+    parser.add_argument("--rounds", type=int, help="rounds of every other scenario (default 3)")
+    parser.add_argument("--only", default="inbound,outbound,cron",
+                        help="comma-separated parts to run: inbound, outbound, cron")
+    parser.add_argument("--db", default="bj_bench_%s" % uuid.uuid4().hex[:8])
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--markdown", help="write the table as Markdown to this file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    parser.add_argument("--sink-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    full = {"records": 2000, "batch": 500, "singles": 300, "gets": 300, "outbox_jobs": 10000, "outbox_rounds": 2,
+            "rule_writes": 500, "cron_records": 100000, "rounds": 3}
+    quick = {"records": 200, "batch": 50, "singles": 30, "gets": 30, "outbox_jobs": 200, "outbox_rounds": 2,
+             "rule_writes": 30, "cron_records": 1000, "rounds": 2}
+    for name, default in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    args.records = max(args.records, 100)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    bench_outbound.load_env_sh()
+    if args.child:
+        sink = bench_outbound.Sink(args.sink_port)
+        ids = json.loads(Path(args.child_out).read_text()) if args.child != "setup" else None
+        out = {"setup": lambda: child_setup(args, sink), "outbound": lambda: child_outbound(args, sink, ids),
+               "cron": lambda: child_cron(args, sink, ids)}[args.child]()
+        Path(args.child_out).write_text(json.dumps(out))
+        return 0
+    parts = set(args.only.split(","))
+    logdir = Path(os.environ.get("BJ_HOME", Path.home() / ".cache/bj_api_sync")) / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    logfile = str(logdir / ("bench-%s.log" % args.db))
+    started = time.perf_counter()
+    result = {"machine": machine(), "args": vars(args), "rows": [], "extra": {}}
+    sink = server = None
+    workdir = tempfile.mkdtemp(prefix="bj_bench_")
+    try:
+        print("[bench] database %s (log %s)" % (args.db, logfile), flush=True)
+        create_database(args.db, logfile)
+        sink = bench_outbound.Sink()
+        ids_file = os.path.join(workdir, "ids.json")
+        print("[bench] loading records and configurations ...", flush=True)
+        ids = run_child(args, "setup", sink.port, ids_file)
+        result["extra"]["setup_seconds"] = ids["setup_seconds"]
+        Path(ids_file).write_text(json.dumps(ids))
+        if "inbound" in parts:
+            port = bench_inbound.free_port()
+            base = "http://127.0.0.1:%d" % port
+            server = start_server(args.db, port, logfile)
+            bench_inbound.wait_for(base + "/web/login", timeout=180)
+            rpc = bench_inbound.JsonRpc(base, args.db)
+            result["rows"] += bench_in(args, base, rpc, Peak(lambda: worker_pids(server.pid)))
+            stop(server)
+            server = None
+        if "outbound" in parts:
+            out = run_child(args, "outbound", sink.port, ids_file)
+            result["rows"] += out["rows"]
+            result["extra"].update(out["extra"])
+            Path(ids_file).write_text(json.dumps(ids))
+        if "cron" in parts:
+            result["cron"] = run_child(args, "cron", sink.port, ids_file)
+    finally:
+        stop(server)
+        if sink is not None:
+            sink.stop()
+        if not args.keep:
+            subprocess.run(["dropdb", "--if-exists", args.db], check=False, capture_output=True)
+    result["seconds"] = time.perf_counter() - started
+    result["checks"] = targets(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    report(result, args.markdown)
+    print("\n[bench] done in %.0f s" % result["seconds"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

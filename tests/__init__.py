@@ -10,3 +10,4 @@ from . import test_security
 from . import test_outbox
 from . import test_properties
 from . import test_i18n
+from . import test_bench

@@ -70,6 +70,8 @@ def profile(registry, sink, operation, args):
         cr.commit()
         headers = {"Authorization": "Bearer %s" % bench_run.TOKEN, "Content-Type": "application/json"}
         partners = env["res.partner"].search([("email", "=like", "p%" + bench_run.TAG)], order="id", limit=200)
+        if operation == "drain" and args.jobs > len(partners):
+            partners = env["res.partner"].search([("email", "=like", "%" + bench_run.TAG)], order="id", limit=args.jobs)
         counter = iter(range(10**9))
 
         def http(method, record_id=None, body=None, query=None):

@@ -463,10 +463,12 @@ def child_outbound(args, sink, ids):
         deliver_ms = []
         send_ms = []
 
-        def timed_deliver(job, attempt=1):
+        original_deliver = outbound.JobDeliveries.__call__
+
+        def timed_deliver(self, job, attempt=1):
             started = time.perf_counter()
             try:
-                return outbound.deliver_job(job, attempt=attempt)
+                return original_deliver(self, job, attempt=attempt)
             finally:
                 deliver_ms.append((time.perf_counter() - started) * 1000)
 
@@ -479,7 +481,11 @@ def child_outbound(args, sink, ids):
                 raise RuntimeError("enqueue: %s jobs for %s records" % (len(result.job_ids), len(queue)))
 
         def drain(_unit, _rnd):
-            done = outbox.process_due_jobs(env, batch=50, time_budget=3600, deliver=timed_deliver, commit=True)
+            outbound.JobDeliveries.__call__ = timed_deliver
+            try:
+                done = outbox.process_due_jobs(env, batch=50, time_budget=3600, commit=True)
+            finally:
+                outbound.JobDeliveries.__call__ = original_deliver
             if done != len(queue):
                 raise RuntimeError("drain: %s jobs delivered out of %s" % (done, len(queue)))
             return done

@@ -9,7 +9,7 @@ Building and sending are two separate steps on purpose:
 
 Immediate delivery chains the two; queued delivery hands the built requests to
 ``services.outbox.enqueue`` and the worker sends each job through ``deliver_job``
-with the same ``Sender``.
+with the same ``Sender`` (``JobDeliveries``: one per claimed batch).
 
 Everything runs as superuser on the configuration: configurations are written by
 administrators only, and the user whose save fires an automation rule must not need
@@ -850,52 +850,79 @@ def _enqueue(config, records, selected):
     return result
 
 
+class JobDeliveries:
+    """The outbox worker's deliveries of one claimed batch of jobs.
+
+    One ``Sender`` per configuration for the whole batch: headers, secrets and the HTTP
+    method are read once, not once per job; log rows and bindings are written once, by
+    ``flush()``, in the transaction that commits the jobs' new states. Called once per
+    job attempt (the worker schedules the retries); returns
+    ``{'ok', 'status', 'error', 'retry_after', 'retryable'}``.
+    """
+
+    def __init__(self):
+        self.senders = {}
+
+    @_in_plan_scope
+    def _sender(self, job):
+        sender = self.senders.get(job.config_id.id)
+        if sender is None:
+            sender = self.senders[job.config_id.id] = Sender(_prepare(job.config_id))
+        return sender
+
+    def __call__(self, job, attempt=1):
+        sender = self._sender(job)
+        config = sender.config
+        res_ids = [int(i) for i in (job.res_ids or "").split(",") if i.strip()]
+        payloads = []
+        if job.payload and job.method in BODY_METHODS:
+            try:
+                data = json.loads(job.payload)
+                payloads = data if isinstance(data, list) else [data]
+            except ValueError:
+                payloads = []
+        headers = dict(sender.headers)
+        headers["Idempotency-Key"] = job.idempotency_key
+        request = OutboundRequest(
+            method=job.method or sender.method,
+            url=job.url or config.url,
+            headers=headers,
+            body=job.payload.encode("utf-8") if job.payload else None,
+            res_model=job.res_model,
+            res_ids=res_ids,
+            payloads=payloads if len(payloads) == len(res_ids) else [],
+            idempotency_key=job.idempotency_key,
+            job_id=job.id,
+        )
+        outcome, vals_list = sender.transmit(request, max_retries=0)
+        for vals in vals_list:
+            vals["attempt"] = attempt
+        sender.logs.extend(vals_list)
+        if outcome.ok and request.payloads and request.method in BODY_METHODS:
+            sender._remember_bindings(request, _parsed(outcome))
+        last = outcome.attempts[-1] if outcome.attempts else None
+        return {
+            "ok": outcome.ok,
+            "status": outcome.status,
+            "error": outcome.error or (not outcome.ok and config.env._("HTTP status %s", outcome.status)) or False,
+            "retry_after": last.retry_after if last else None,
+            "retryable": bool(last.retryable) if last else True,
+        }
+
+    def flush(self):
+        """Write the batch's log rows and bindings (before the worker commits)."""
+        for sender in self.senders.values():
+            sender.flush()
+
+
 @_in_plan_scope
 def deliver_job(job, attempt=1):
-    """Outbox worker: one attempt of a queued job (the worker schedules the retries).
-
-    Returns ``{'ok', 'status', 'error', 'retry_after', 'retryable'}``.
-    """
-    config = _prepare(job.config_id)
-    env = config.env
-    sender = Sender(config)
-    body = job.payload.encode("utf-8") if job.payload else None
-    res_ids = [int(i) for i in (job.res_ids or "").split(",") if i.strip()]
-    payloads = []
-    if job.payload and job.method in BODY_METHODS:
-        try:
-            data = json.loads(job.payload)
-            payloads = data if isinstance(data, list) else [data]
-        except ValueError:
-            payloads = []
-    headers = dict(sender.headers)
-    headers["Idempotency-Key"] = job.idempotency_key
-    request = OutboundRequest(
-        method=job.method or sender.method,
-        url=job.url or config.url,
-        headers=headers,
-        body=body,
-        res_model=job.res_model,
-        res_ids=res_ids,
-        payloads=payloads if len(payloads) == len(res_ids) else [],
-        idempotency_key=job.idempotency_key,
-        job_id=job.id,
-    )
-    outcome, vals_list = sender.transmit(request, max_retries=0)
-    for vals in vals_list:
-        vals["attempt"] = attempt
-    sender.logs.extend(vals_list)
-    if outcome.ok and request.payloads and request.method in BODY_METHODS:
-        sender._remember_bindings(request, _parsed(outcome))
-    sender.flush()
-    last = outcome.attempts[-1] if outcome.attempts else None
-    return {
-        "ok": outcome.ok,
-        "status": outcome.status,
-        "error": outcome.error or (not outcome.ok and env._("HTTP status %s", outcome.status)) or False,
-        "retry_after": last.retry_after if last else None,
-        "retryable": bool(last.retryable) if last else True,
-    }
+    """One attempt of one queued job, its logs written at once (see ``JobDeliveries``)."""
+    deliveries = JobDeliveries()
+    try:
+        return deliveries(job, attempt=attempt)
+    finally:
+        deliveries.flush()
 
 
 # --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Jobs are rows of ``bj.api.sync.job`` written in the caller's transaction (a rollback
 leaves nothing to send). The worker claims due jobs with ``FOR UPDATE SKIP LOCKED``,
 marks them running and commits before sending, so two workers never send the same job;
-it commits again after each job. A job that stays ``running`` past the stale timeout
+it commits again after the batch (or every second for a slow remote). A job that stays ``running`` past the stale timeout
 (crashed worker) goes back to pending. Jobs of one config and one record set are sent
 in creation order: a later job waits while an earlier one is not done or cancelled.
 """
@@ -24,6 +24,7 @@ STALE_MINUTES_PARAM = "bj_api_sync.job_stale_minutes"
 PROBE_MINUTES_PARAM = "bj_api_sync.probe_interval_minutes"
 DEFAULT_BATCH = 50
 DEFAULT_TIME_BUDGET = 50.0  # seconds per cron call; the cron is re-run at once while work remains
+COMMIT_INTERVAL = 1.0  # seconds: the longest a delivered job's state waits for its commit
 
 # The ordering condition (no earlier unfinished job of the same records) is written so that it
 # costs one probe of bj_api_sync_job_open_idx per candidate job, whatever the queue's length:
@@ -197,9 +198,9 @@ def claim(env, limit, commit=None):
         return env["bj.api.sync.job"]
     jobs = env["bj.api.sync.job"].sudo().browse(ids)
     if _committing(commit):
-        # Each job is committed right after its attempt: its log rows go in that same
-        # transaction (no separate cursor and commit per job; the log and the job's new
-        # state are committed together).
+        # The batch is committed after its attempts: their log rows go in that same
+        # transaction (no separate cursor and commit; a job's log rows and its new state
+        # are committed together).
         jobs = jobs.with_context(bj_api_sync_logs_in_transaction=True)
     jobs.write({"state": "running", "started_at": fields.Datetime.now()})
     _commit(env, commit)
@@ -217,10 +218,16 @@ def _commit(env, commit=None):
 
 
 def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, deliver=None, commit=None):
-    """Cron entry point: deliver due jobs for at most ``time_budget`` seconds."""
+    """Cron entry point: deliver due jobs for at most ``time_budget`` seconds.
+
+    A claimed batch is committed once, after its last job, with every job's new state and
+    log rows: a commit per job cost more than the request itself. A slow remote still gets
+    its results committed every ``COMMIT_INTERVAL`` seconds. A crash in between leaves the
+    batch's jobs running: they are requeued as stale and sent again with the same
+    Idempotency-Key (at-least-once delivery, as always).
+    """
     from . import outbound
 
-    deliver = deliver or outbound.deliver_job
     requeue_stale(env)
     probe_immediate(env)
     started = time.monotonic()
@@ -229,13 +236,20 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
         jobs = claim(env, batch, commit)
         if not jobs:
             break
+        deliveries = outbound.JobDeliveries()
+        committed_at = time.monotonic()
         for index, job in enumerate(jobs):
-            _run_one(job, deliver)
+            _run_one(job, deliver or deliveries)
             done += 1
-            _commit(env, commit)
-            if time.monotonic() - started >= time_budget:
+            now = time.monotonic()
+            out_of_time = now - started >= time_budget
+            if out_of_time:
                 jobs[index + 1:].write({"state": "pending"})  # claimed but not started: release
+            if out_of_time or index == len(jobs) - 1 or now - committed_at >= COMMIT_INTERVAL:
+                deliveries.flush()
                 _commit(env, commit)
+                committed_at = now
+            if out_of_time:
                 break
     remaining = env["bj.api.sync.job"].sudo().search_count([("state", "=", "pending")])
     env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)

@@ -117,6 +117,29 @@ class TestOutbox(BjCase):
         self.assertEqual(len(set(keys)), 3)
         self.assertEqual(jobs[0].log_ids.sorted("id").mapped("attempt"), [1, 2, 3])
 
+    def test_a_batch_reads_its_configuration_once_and_keeps_each_outcome(self):
+        partners = self.env["res.partner"].create(
+            [{"name": "B%s" % i, "email": "b%s@bj-outbox.test" % i} for i in range(40)]
+        )
+        config = self.queued_config(max_retries=0)
+        jobs = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(partners, config.id).job_ids)
+        self.assertEqual(len(jobs), 40)
+        self.replies = [200] * 10 + [422] + [200] * 29  # the 11th job of the batch fails
+        self.env.flush_all()
+        queries = self.cr.sql_log_count
+        self.assertEqual(outbox.process_due_jobs(self.env, batch=50), 40)
+        queries = self.cr.sql_log_count - queries
+        # One Sender, one log INSERT and grouped state UPDATEs for the batch; a commit and
+        # a fresh read of the configuration per job cost about ten queries each.
+        self.assertLess(queries, 60, "the worker reads or writes per job again")
+        self.assertEqual(len(self.sink.requests), 40)
+        self.assertEqual(sorted(jobs.mapped("state")), ["done"] * 39 + ["failed"])
+        failed = jobs.filtered(lambda job: job.state == "failed")
+        self.assertEqual(failed.response_code, 422)
+        self.assertEqual(len(jobs.log_ids), 40)
+        self.assertEqual(failed.log_ids.status, "error")
+        self.assertEqual(set((jobs - failed).log_ids.mapped("status")), {"success"})
+
     def test_backoff_schedules_next_attempt(self):
         config = self.queued_config(retry_backoff=60, max_retries=2)
         job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)

@@ -61,7 +61,10 @@ class BjApiSyncConfigLine(models.Model):
         string="Python Script",
         help="Python code run with odoo.tools.safe_eval; see the Script button for the variables.",
     )
-    required = fields.Boolean(help="Inbound: a create without this key is refused with 400.")
+    required = fields.Boolean(
+        help="Inbound: a create without this key, or a create or update setting it to null or empty, is refused "
+        "with 400."
+    )
     direction = fields.Selection(
         [("both", "Both"), ("in", "In"), ("out", "Out")],
         default="both",

@@ -7,7 +7,8 @@ Interface (stable; inbound, outbound and pull call only these):
 - ``deserialize(config, payload, record=None, *, partial=False) -> dict``: ORM values
   (x2many as commands) from one JSON object; lines of direction both/in. ``record`` is the
   existing record on update (empty/None on create); ``partial`` (PUT/PATCH) maps only the
-  keys present; ``required`` lines are enforced on create only.
+  keys present; ``required`` lines must be present on create and are never null or
+  empty (``""``, blanks, ``[]``) on create or update.
 - ``find_records(config, value, domain=None) -> recordset``: records whose identifier field
   equals ``value`` (converted to the field's type) within the Filter Domain.
 - ``upsert(config, payload) -> (record, created)``: find by the identifier key of the payload,
@@ -482,12 +483,8 @@ def _deserialize(plan, payload, record, partial, messages, line_id=None):
     vals = {}
     for spec in plan.lines:
         present = spec.key in payload
-        if creating and spec.required and payload.get(spec.key) is None:
-            if present:
-                message = env._("Required key '%s' cannot be null.", spec.key)
-            else:
-                message = env._("Missing required key '%s'", spec.key)
-            raise SyncError(message, status=400, line_id=spec.id)
+        if spec.required and (present or creating):
+            _check_required(spec, payload, present, env)
         if spec.kind == SCRIPT:
             if partial and not present:
                 continue
@@ -511,6 +508,21 @@ def _deserialize(plan, payload, record, partial, messages, line_id=None):
         else:
             vals[spec.fname] = _plain_in(spec, value, env)
     return vals
+
+
+def _check_required(spec, payload, present, env):
+    """A required line's key: present on create, never null or empty (create and update alike).
+
+    Empty is ``null``, a string of blanks or an empty array: a client may not empty a
+    required field by an update any more than leave it out on create.
+    """
+    if not present:
+        raise SyncError(env._("Missing required key '%s'", spec.key), status=400, line_id=spec.id)
+    value = payload[spec.key]
+    if value is None:
+        raise SyncError(env._("Required key '%s' cannot be null.", spec.key), status=400, line_id=spec.id)
+    if (isinstance(value, str) and not value.strip()) or (isinstance(value, list) and not value):
+        raise SyncError(env._("Required key '%s' cannot be empty.", spec.key), status=400, line_id=spec.id)
 
 
 def _json_kind(value):

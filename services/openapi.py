@@ -45,6 +45,24 @@ def _nullable(schema):
     return schema
 
 
+def _not_empty(schema):
+    """The schema of a Required line's value: never null, blank text or an empty array."""
+    schema = dict(schema)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = [k for k in kind if k != "null"]
+        schema["type"] = kind[0] if len(kind) == 1 else kind
+        if "enum" in schema:
+            schema["enum"] = [v for v in schema["enum"] if v is not None]
+    if "oneOf" in schema:
+        schema["oneOf"] = [s for s in schema["oneOf"] if s != {"type": "null"}]
+    if schema.get("type") == "string" and not {"enum", "format", "pattern"} & set(schema):
+        schema["pattern"] = r"\S"
+    elif schema.get("type") == "array":
+        schema["minItems"] = 1
+    return schema
+
+
 def field_schema(field, env=None):
     """JSON Schema of a plain value of an ``ir.model.fields`` record, per SPEC §5.1."""
     ttype = field.ttype
@@ -142,7 +160,7 @@ class _Builder:
             if line.direction in ("both", "out"):
                 out_props[line.api_key] = schema
             if line.direction in ("both", "in"):
-                in_props[line.api_key] = schema
+                in_props[line.api_key] = _not_empty(schema) if line.required else schema
                 if line.required:
                     required.append(line.api_key)
         title = config.name

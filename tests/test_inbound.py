@@ -546,6 +546,74 @@ class TestInbound(InboundCase):
         self.assertStatus(response, 200)
         self.assertFalse(self.Partner.search([("ref", "=", "C-1")]))
 
+    def test_required_line_cannot_be_emptied_by_an_update(self):
+        """A Required line refuses null / empty on PUT, PATCH and POST-upsert exactly as on create
+        (same status, body shape, message and line), in nested objects too; nothing is written."""
+        countries = self._in_config("req-countries", model_id=self.env.ref("base.model_res_country").id,
+                                    filter_domain="[]", line_ids=[
+                                        self._line("code", "code", model="res.country", is_record_identifier=True),
+                                        self._line("name", "name", model="res.country", required=True),
+                                    ])
+        contacts = self._in_config("req-contacts", filter_domain="[]", line_ids=[
+            self._line("ref", "ref", is_record_identifier=True),
+            self._line("name", "name", required=True),
+        ])
+        config = self._in_config("req-up", line_ids=[
+            self._line("ref", "code", is_record_identifier=True),
+            self._line("name", "name", required=True),
+            self._line("email", "email"),
+            self._line("child_ids", "contacts", value_type="relational", mapping_config_id=contacts.id),
+            self._line("country_id", "country", value_type="relational", mapping_config_id=countries.id),
+        ])
+        name_line = config.line_ids.filtered(lambda line: line.api_key == "name")
+        child_name_line = contacts.line_ids.filtered(lambda line: line.api_key == "name")
+        country_name_line = countries.line_ids.filtered(lambda line: line.api_key == "name")
+        # On create: what an update must answer as well.
+        null_on_create = self.assertError(self.call("POST", "/req-up", {"code": "R-0", "name": None}, token=None), 400)
+        self.assertEqual(null_on_create, {"error": "Required key 'name' cannot be null.", "line_id": name_line.id,
+                                          "status_code": 400})
+        self.assertEqual(
+            self.assertError(self.call("POST", "/req-up", {"code": "R-0", "name": "  "}, token=None), 400),
+            {"error": "Required key 'name' cannot be empty.", "line_id": name_line.id, "status_code": 400},
+        )
+        self.assertFalse(self.Partner.search([("ref", "=", "R-0")]))
+
+        partner = self.Partner.create({"name": "Keep Me", "ref": "R-1", "email": "k@example.com",
+                                       "country_id": self.env.ref("base.be").id})
+        child = self.Partner.create({"name": "Child Keep", "ref": "R-1-C", "parent_id": partner.id})
+        write_date = partner.write_date
+        cases = [
+            ("PUT", "/req-up/R-1", {"name": None, "email": "x@example.com"}, name_line, "cannot be null"),
+            ("PATCH", "/req-up/R-1", {"name": None}, name_line, "cannot be null"),
+            ("PATCH", "/req-up/R-1", {"name": ""}, name_line, "cannot be empty"),
+            ("PUT", "/req-up", {"code": "R-1", "name": None}, name_line, "cannot be null"),  # id from the body
+            ("POST", "/req-up", {"code": "R-1", "name": None}, name_line, "cannot be null"),  # upsert: existing
+            ("POST", "/req-up", {"code": "R-1", "name": "\t"}, name_line, "cannot be empty"),
+            # nested: a one2many child matched by its identifier, a many2one object found by its identifier
+            ("PATCH", "/req-up/R-1", {"contacts": [{"ref": "R-1-C", "name": None}]}, child_name_line,
+             "cannot be null"),
+            ("PATCH", "/req-up/R-1", {"country": {"code": "BE", "name": None}}, country_name_line,
+             "cannot be null"),
+            ("POST", "/req-up", {"code": "R-1", "name": "New", "country": {"code": "BE", "name": ""}},
+             country_name_line, "cannot be empty"),
+        ]
+        for method, path, body, line, fragment in cases:
+            with self.subTest(method=method, body=body):
+                answer = self.assertError(self.call(method, path, body, token=None), 400)
+                self.assertEqual(answer, {"error": "Required key '%s' %s." % (line.api_key, fragment),
+                                          "line_id": line.id, "status_code": 400})
+        (partner | child).invalidate_recordset()
+        self.env.ref("base.be").invalidate_recordset()
+        self.assertEqual((partner.name, partner.email, partner.write_date), ("Keep Me", "k@example.com", write_date))
+        self.assertEqual(child.name, "Child Keep")
+        self.assertEqual(self.env.ref("base.be").name, "Belgium")
+        # A key left out is still left alone, and a real value is still written.
+        response = self.call("PATCH", "/req-up/R-1", {"email": "new@example.com",
+                                                      "contacts": [{"ref": "R-1-C", "name": "Child New"}]}, token=None)
+        self.assertStatus(response, 200)
+        (partner | child).invalidate_recordset()
+        self.assertEqual((partner.name, partner.email, child.name), ("Keep Me", "new@example.com", "Child New"))
+
     def test_delete_archive_mode(self):
         self._in_config("archive-ep", delete_mode="archive")
         partner = self.Partner.create({"name": "To Archive"})

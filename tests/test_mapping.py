@@ -425,17 +425,28 @@ class TestMappingDeserialize(MappingCase):
         vals = mapping.deserialize(self.plain_config, {"id": 42, "name": "N", "surprise": {"a": 1}})
         self.assertEqual(vals, {"name": "N"})
 
-    def test_required_on_create_only(self):
+    def test_required_present_on_create_never_emptied(self):
         line = self._line_of(self.contact_config, "name")
         with self.assertSyncError(400, line, "Missing required key 'name'"):
             mapping.deserialize(self.contact_config, {"ref": "R1"})
         with self.assertSyncError(400, line, "cannot be null"):
             mapping.deserialize(self.contact_config, {"ref": "R1", "name": None})
+        with self.assertSyncError(400, line, "cannot be empty"):
+            mapping.deserialize(self.contact_config, {"ref": "R1", "name": " "})
         existing = self.env[P].create({"name": "Here", "ref": "R1"})
+        # On update a required key may be left out...
         self.assertEqual(mapping.deserialize(self.contact_config, {"email": "a@b.c"}, existing), {"email": "a@b.c"})
         self.assertEqual(
             mapping.deserialize(self.contact_config, {"email": "a@b.c"}, existing, partial=True), {"email": "a@b.c"}
         )
+        # ...but not emptied, partial (PUT/PATCH) or not (upsert).
+        for partial in (True, False):
+            for empty, part in ((None, "Required key 'name' cannot be null."), ("", "Required key 'name' cannot be empty.")):
+                with self.subTest(partial=partial, empty=empty), self.assertSyncError(400, line, part):
+                    mapping.deserialize(self.contact_config, {"name": empty}, existing, partial=partial)
+        with self.assertSyncError(400, line, "cannot be null"):
+            mapping.upsert(self.contact_config, {"ref": "R1", "name": None})
+        self.assertEqual(existing.name, "Here")
 
     def test_relational_scalar_lookup(self):
         vals = mapping.deserialize(self.nested_config, {"country": "BE", "tags": ["Tag A", "Tag C"]})

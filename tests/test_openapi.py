@@ -105,6 +105,11 @@ class TestOpenApi(HttpCase):
         self.assertEqual(partner["id"]["type"], "integer")
         self.assertEqual(partner["name"]["type"], ["string", "null"])
         self.assertEqual(schemas["partners.create"]["required"], ["name"])
+        # a Required line is never null nor blank, on create or update
+        for variant in ("partners.create", "partners.update"):
+            name = schemas[variant]["properties"]["name"]
+            self.assertEqual((name["type"], name["pattern"]), ("string", r"\S"))
+        self.assertEqual(schemas["partners.update"]["properties"]["email"]["type"], ["string", "null"])
         rich = schemas["rich-contacts"]["properties"]
         self.assertEqual(rich["is_company"]["type"], "boolean")
         self.assertEqual(rich["lat"]["type"], ["number", "null"])

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
@@ -408,6 +409,32 @@ class BjApiSyncConfig(models.Model):
         if "model_id" in vals:
             self._check_lines_model()
         return result
+
+    def unlink(self):
+        """Delete configurations, with the Mapping Models they use when those are deleted too.
+
+        A line's Mapping Model is ``ondelete='restrict'``: a configuration another one still
+        uses is refused with a message naming the line (never the database's foreign-key
+        error). Deleted together, the lines between the deleted configurations go first, so
+        the order of the recordset does not matter.
+        """
+        Line = self.env["bj.api.sync.config.line"].sudo()
+        if not self.env.context.get(MODULE_UNINSTALL_FLAG):
+            user = Line.search(
+                [("mapping_config_id", "in", self.ids), ("config_id", "not in", self.ids)], limit=1
+            )
+            if user:
+                raise UserError(
+                    _(
+                        "Configuration '%(config)s' is the Mapping Model of line '%(line)s' of configuration "
+                        "'%(user)s': remove that line or delete both configurations together.",
+                        config=user.mapping_config_id.name,
+                        line=user.api_key,
+                        user=user.config_id.name,
+                    )
+                )
+        Line.search([("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]).unlink()
+        return super().unlink()
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)

@@ -156,6 +156,74 @@ class TestConstraints(BjCase):
                 {"line_ids": [self._line(P, "parent_id", "parent", value_type="relational", mapping_config_id=config.id)]}
             )
 
+    def _mapping_chain(self):
+        """countries <- partners (country line) <- orders-like parent (parent line), as a user builds them."""
+        P = "res.partner"
+        country = self._config(
+            name="Countries",
+            model_id=self.env.ref("base.model_res_country").id,
+            line_ids=[self._line("res.country", "code", "code", is_record_identifier=True)],
+        )
+        contact = self._config(
+            name="Contacts",
+            line_ids=[
+                self._line(P, "id", "id", is_record_identifier=True),
+                self._line(P, "country_id", "country", value_type="relational", mapping_config_id=country.id),
+            ],
+        )
+        company = self._config(
+            name="Companies",
+            line_ids=[
+                self._line(P, "id", "id", is_record_identifier=True),
+                self._line(P, "child_ids", "contacts", value_type="relational", mapping_config_id=contact.id),
+            ],
+        )
+        return country, contact, company
+
+    def test_unlink_together_with_its_mapping_models(self):
+        # In one unlink, whatever the order of the recordset: no foreign-key error.
+        for order in ((0, 1, 2), (2, 1, 0), (1, 0, 2)):
+            with self.subTest(order=order):
+                configs = self._mapping_chain()
+                lines = configs[1].line_ids | configs[2].line_ids
+                together = self.Config.browse([configs[i].id for i in order])
+                with mute_logger("odoo.sql_db"):
+                    together.unlink()
+                self.assertFalse(together.exists())
+                self.assertFalse(lines.exists())
+        # A parent with the child it uses, the grandchild staying.
+        country, contact, company = self._mapping_chain()
+        (company | contact).unlink()
+        self.assertFalse((company | contact).exists())
+        self.assertTrue(country.exists())
+
+    def test_unlink_of_a_mapping_model_still_used_is_refused(self):
+        country, contact, company = self._mapping_chain()
+        line = contact.line_ids.filtered(lambda l: l.api_key == "country")
+        for configs in (country, country | company):  # company does not free country: contact still uses it
+            with self.subTest(configs=configs.mapped("name")), mute_logger("odoo.sql_db"):
+                with self.assertRaises(UserError) as cm:
+                    configs.unlink()
+                self.assertNotIsInstance(cm.exception, psycopg2.Error)
+                self.assertEqual(
+                    cm.exception.args[0],
+                    "Configuration 'Countries' is the Mapping Model of line 'country' of configuration 'Contacts': "
+                    "remove that line or delete both configurations together.",
+                )
+        self.assertTrue((country | contact | company).exists())
+        self.assertTrue(line.exists())
+        # ...in the user's language.
+        self.env["res.lang"]._activate_lang("uk_UA")
+        self.env["ir.module.module"]._load_module_terms(["bj_api_sync"], ["uk_UA"], overwrite=True)
+        with self.assertRaises(UserError) as cm:
+            country.with_context(lang="uk_UA").unlink()
+        self.assertIn("Countries", cm.exception.args[0])
+        self.assertNotIn("Mapping Model of line", cm.exception.args[0])
+        # Once the line is gone, the configuration goes.
+        line.unlink()
+        country.unlink()
+        self.assertFalse(country.exists())
+
     def test_filter_domain_validated(self):
         with self.assertRaisesRegex(ValidationError, "Filter Domain"):
             self._config(filter_domain="[('no_such_field', '=', 1)]")

@@ -14,13 +14,10 @@
 #   BJ_SKIP_SETUP     1 = do not run scripts/setup.sh (scripts/test.sh already did)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-summary_fail() { echo "fuzz: $*"; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-if [ "${BJ_SKIP_SETUP:-0}" != 1 ]; then
-  bash "$here/scripts/setup.sh" || summary_fail "setup failed"
-fi
-# shellcheck disable=SC1091
-source "${BJ_HOME:-$HOME/.cache/bj_api_sync}/env.sh"
-command -v st >/dev/null 2>&1 || summary_fail "schemathesis is not installed (requirements-dev.txt; run scripts/setup.sh)"
+# shellcheck source=scripts/lib.sh
+source "$here/scripts/lib.sh"
+bj_init fuzz
+command -v st >/dev/null 2>&1 || bj_fail "schemathesis is not installed (requirements-dev.txt; run scripts/setup.sh)"
 db=${BJ_FUZZ_DB:-bj_api_sync_fuzz}
 quick=${BJ_FUZZ_QUICK:-0}
 if [ "$quick" = 1 ]; then examples=${BJ_FUZZ_EXAMPLES:-8}; else examples=${BJ_FUZZ_EXAMPLES:-100}; fi
@@ -28,24 +25,9 @@ logdir="$BJ_HOME/logs"; mkdir -p "$logdir"
 odoo_log="$logdir/odoo-fuzz-$db.log"; : > "$odoo_log"
 workdir="$logdir/fuzz-$db"; rm -rf "$workdir"; mkdir -p "$workdir"
 
-# Two free ports (HTTP, and the websocket port Odoo binds too): parallel runs (other checkouts,
-# other databases) must not collide.
-read -r port gevent_port < <(python - "${BJ_FUZZ_PORT:-8469}" <<'PY'
-import socket, sys
-start, found = int(sys.argv[1]), []
-for port in range(start, start + 400):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        found.append(port)
-        if len(found) == 2:
-            break
-print(*found)
-PY
-) || true
-[ -n "${gevent_port:-}" ] || summary_fail "no free ports from ${BJ_FUZZ_PORT:-8469}"
+# Two free ports: HTTP, and the websocket port Odoo binds too.
+read -r port gevent_port < <(bj_free_ports "${BJ_FUZZ_PORT:-8469}" 2) || true
+[ -n "${gevent_port:-}" ] || bj_fail "no free ports from ${BJ_FUZZ_PORT:-8469}"
 base_url="http://127.0.0.1:$port"
 odoo=(python "$ODOO_SRC/odoo-bin" -d "$db" --addons-path="$BJ_ADDONS_PATH" --max-cron-threads 0
       --http-interface 127.0.0.1 --http-port "$port" --gevent-port "$gevent_port"
@@ -53,34 +35,15 @@ odoo=(python "$ODOO_SRC/odoo-bin" -d "$db" --addons-path="$BJ_ADDONS_PATH" --max
 
 echo "== fuzz: creating database $db with bj_api_sync and demo data"
 dropdb --if-exists "$db" >/dev/null 2>&1
-createdb "$db" || summary_fail "createdb $db failed"
+createdb "$db" || bj_fail "createdb $db failed"
 "${odoo[@]}" --workers 0 -i bj_api_sync --without-demo= --stop-after-init \
-  || summary_fail "installing bj_api_sync failed (see $odoo_log)"
+  || bj_fail "installing bj_api_sync failed (see $odoo_log)"
 
 # The threaded server (as scripts/newman.sh): every request in its own thread, one process to stop.
 echo "== fuzz: Odoo on $base_url (database $db, log $odoo_log)"
-"${odoo[@]}" --workers 0 --db-filter="^$db\$" &
-odoo_pid=$!
-stop_odoo() {
-  if kill -0 "$odoo_pid" 2>/dev/null; then
-    kill "$odoo_pid" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$odoo_pid" 2>/dev/null || break; sleep 1; done
-    kill -9 "$odoo_pid" 2>/dev/null
-  fi
-  wait "$odoo_pid" 2>/dev/null
-}
-trap stop_odoo EXIT
-ready=0
-for _ in $(seq 180); do
-  kill -0 "$odoo_pid" 2>/dev/null || break
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$base_url/bj_api_sync/v1/public?limit=1" || true)
-  if [ "$code" = 200 ]; then ready=1; break; fi
-  sleep 1
-done
-if [ "$ready" != 1 ]; then
-  tail -n 40 "$odoo_log"
-  summary_fail "Odoo did not serve $base_url/bj_api_sync/v1/public"
-fi
+bj_start_odoo "${odoo[@]}" --workers 0 --db-filter="^$db\$"
+trap bj_stop_odoo EXIT
+bj_wait_odoo "$base_url" "$odoo_log"
 
 python "$here/tests/fuzz/campaign.py" --base-url "$base_url" --db "$db" --workdir "$workdir" \
   --examples "$examples" --odoo-log "$odoo_log" $([ "$quick" = 1 ] && echo --quick)

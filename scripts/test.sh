@@ -6,6 +6,8 @@
 # Odoo tests did not run. Ends with one summary line "N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/scripts/lib.sh"
 bash "$here/scripts/setup.sh" || { echo "setup failed"; exit 1; }
 # shellcheck disable=SC1091
 source "${BJ_HOME:-$HOME/.cache/bj_api_sync}/env.sh"
@@ -42,41 +44,17 @@ fi
 
 echo "== newman: the vendor's Postman collection against a live Odoo with the demo data"
 newman_out="$logdir/newman-$db.txt"
-if [ "${BJ_NEWMAN:-1}" = 0 ]; then
-  echo "newman: skipped (BJ_NEWMAN=0)"; echo "newman: 0 passed, 0 failed" > "$newman_out"; newman_rc=0
-else
+bj_suite newman "${BJ_NEWMAN:-1}" "$newman_out" '^request  ' \
   BJ_SKIP_SETUP=1 BJ_NEWMAN_FRESH=1 BJ_NEWMAN_DB="${db}_newman" BJ_NEWMAN_PORT="${BJ_NEWMAN_PORT:-$((port + 200))}" \
-    bash "$here/scripts/newman.sh" > "$newman_out" 2>&1
-  newman_rc=$?
-fi
-sed -n '/^request  /,$p' "$newman_out"
-newman_line=$(grep -E "^newman: [0-9]+ passed, [0-9]+ failed$" "$newman_out" | tail -n1)
-if [ -z "$newman_line" ]; then
-  tail -n 40 "$newman_out"
-  newman_line="newman: 0 passed, 1 failed"
-fi
-n_passed=$(sed -E 's/^newman: ([0-9]+) passed.*/\1/' <<<"$newman_line")
-n_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$newman_line")
-if [ "$newman_rc" -ne 0 ] && [ "$n_failed" -eq 0 ]; then n_failed=1; fi
+  bash "$here/scripts/newman.sh"
+n_passed=$suite_passed n_failed=$suite_failed
 
 echo "== fuzz: bounded campaign (schemathesis + malformed input) against a live Odoo with the demo data"
 fuzz_out="$logdir/fuzz-$db.txt"
-if [ "${BJ_FUZZ:-1}" = 0 ]; then
-  echo "fuzz: skipped (BJ_FUZZ=0)"; echo "fuzz: 0 passed, 0 failed" > "$fuzz_out"; fuzz_rc=0
-else
+bj_suite fuzz "${BJ_FUZZ:-1}" "$fuzz_out" '^== fuzz campaign goals' \
   BJ_SKIP_SETUP=1 BJ_FUZZ_QUICK=1 BJ_FUZZ_DB="${db}_fuzz" BJ_FUZZ_PORT="${BJ_FUZZ_PORT:-$((port + 300))}" \
-    bash "$here/scripts/fuzz.sh" > "$fuzz_out" 2>&1
-  fuzz_rc=$?
-fi
-sed -n '/^== fuzz campaign goals/,$p' "$fuzz_out"
-fuzz_line=$(grep -E "^fuzz: [0-9]+ passed, [0-9]+ failed$" "$fuzz_out" | tail -n1)
-if [ -z "$fuzz_line" ]; then
-  tail -n 40 "$fuzz_out"
-  fuzz_line="fuzz: 0 passed, 1 failed"
-fi
-f_passed=$(sed -E 's/^fuzz: ([0-9]+) passed.*/\1/' <<<"$fuzz_line")
-f_failed=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$fuzz_line")
-if [ "$fuzz_rc" -ne 0 ] && [ "$f_failed" -eq 0 ]; then f_failed=1; fi
+  bash "$here/scripts/fuzz.sh"
+f_passed=$suite_passed f_failed=$suite_failed
 
 o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$result")
 o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")

@@ -99,7 +99,7 @@ def profile(registry, sink, operation, args):
         def drain():
             records = partners[: args.jobs]
             push(queued, records)
-            done = outbox.process_due_jobs(env, batch=50, time_budget=3600, commit=True)
+            done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             assert done == len(records), done
 
         automation = env["base.automation"].browse(rule_config.trigger_action_id)

@@ -483,7 +483,7 @@ def child_outbound(args, sink, ids):
         def drain(_unit, _rnd):
             outbound.JobDeliveries.__call__ = timed_deliver
             try:
-                done = outbox.process_due_jobs(env, batch=50, time_budget=3600, commit=True)
+                done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             finally:
                 outbound.JobDeliveries.__call__ = original_deliver
             if done != len(queue):

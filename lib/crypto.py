@@ -6,6 +6,8 @@ in the server config), as a comma-separated list so it can be rotated: the
 first key encrypts, every key decrypts.
 """
 
+import functools
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 # Every Fernet token starts with the version byte 0x80 followed by a 64-bit
@@ -18,6 +20,9 @@ DECRYPT_MESSAGE = (
     "was encrypted with. Put the old key after the new one in "
     "bj_api_sync_encryption_key to rotate."
 )
+
+
+MEMO_SIZE = 1024  # decrypted tokens kept per box
 
 
 class CryptoError(ValueError):
@@ -70,6 +75,7 @@ class SecretBox:
                     f"{len(key_list)} is not a 32-byte urlsafe base64 Fernet key."
                 ) from None
         self._fernet = MultiFernet(fernets)
+        self._clear = {}  # token -> plaintext: every outbound call reads its secrets again
 
     def encrypt(self, plaintext):
         """Ciphertext as text; empty values pass through so "unset" stays unset."""
@@ -81,10 +87,16 @@ class SecretBox:
         """Plaintext; a key mismatch becomes a CryptoError explaining rotation."""
         if not token:
             return "" if token is not None else None
-        try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
-        except (InvalidToken, UnicodeError):
-            raise CryptoError(DECRYPT_MESSAGE) from None
+        plaintext = self._clear.get(token)
+        if plaintext is None:
+            try:
+                plaintext = self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            except (InvalidToken, UnicodeError):
+                raise CryptoError(DECRYPT_MESSAGE) from None
+            if len(self._clear) >= MEMO_SIZE:
+                self._clear.clear()
+            self._clear[token] = plaintext
+        return plaintext
 
     def rotate(self, token):
         """Re-encrypt a token (readable by any key) under the first key."""
@@ -94,3 +106,13 @@ class SecretBox:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeError):
             raise CryptoError(DECRYPT_MESSAGE) from None
+
+
+@functools.lru_cache(maxsize=8)
+def box_for(keys):
+    """The shared ``SecretBox`` of a key list (parsing keys and decrypting cost more than the request).
+
+    A token decrypts to the same plaintext for as long as the keys are the same; changed
+    keys (rotation) are another box.
+    """
+    return SecretBox(keys)

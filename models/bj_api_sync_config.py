@@ -3,7 +3,7 @@ import re
 from urllib.parse import urlsplit
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
@@ -496,8 +496,12 @@ class BjApiSyncConfig(models.Model):
             config = self.env.ref(config_id_ref)
         else:
             config = self.browse(int(config_id_ref))
-        if config._name != self._name or len(config) != 1 or not config.exists():
+        if config._name != self._name or len(config) != 1:
             raise UserError(_("API configuration %s does not exist.", config_id_ref))
+        try:
+            config.sudo().request_type  # reads the whole row (used next), or finds it missing
+        except MissingError:
+            raise UserError(_("API configuration %s does not exist.", config_id_ref)) from None
         return config
 
     def _get_http_method(self):

@@ -45,7 +45,7 @@ class BjApiSyncSecretMixin(models.AbstractModel):
                 keys = crypto.generate_key()
                 icp.set_param(KEY_PARAM, keys)
         try:
-            return crypto.SecretBox(keys)
+            return crypto.box_for(keys)
         except crypto.CryptoError as exc:
             raise UserError(str(exc)) from None
 

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..lib import signing
@@ -112,6 +113,17 @@ class TestOutbound(BjCase):
         self.assertEqual([r.json()["id"] for r in self.sink.requests], [self.p1.id, self.p2.id])
         self.assertEqual(result.response, {"id": "r-%s" % self.p2.id, "status": "created"})
         self.assertEqual(result.status_code, 201)
+        # a config that is gone, by id or as a record (a non-admin caller, as in an automation rule)
+        gone = self.out_config()
+        gone_id = gone.id
+        gone.unlink()
+        user = self.env["res.users"].create({"name": "Saver", "login": "bj_saver", "groups_id": [
+            Command.set([self.env.ref("base.group_user").id])]})
+        user_env = self.env(user=user)
+        for ref in (gone_id, str(gone_id), Config.browse(gone_id)):
+            with self.assertRaisesRegex(UserError, r"API configuration \S*%s\S* does not exist" % gone_id):
+                user_env["bj.api.sync.config"]._make_outbound_http_request(self.p1, ref)
+        self.assertEqual(len(self.sink.requests), 2)
 
     def test_automation_rule_fires_on_partner_write(self):
         config = self.out_config()

@@ -84,3 +84,18 @@ def test_malformed_key_is_not_echoed():
     assert bad not in message
     assert isinstance(info.value, ValueError)
     assert info.value.__cause__ is None
+
+
+def test_box_for_shares_one_box_per_key_list_and_memoises_decryption():
+    keys = crypto.generate_key()
+    box = crypto.box_for(keys)
+    assert crypto.box_for(keys) is box
+    assert crypto.box_for(crypto.generate_key()) is not box
+    token = box.encrypt("s3cret")
+    assert box.decrypt(token) == "s3cret"
+    assert box._clear == {token: "s3cret"}
+    assert box.decrypt(token) == "s3cret"
+    # a token of another key is still refused, memo or not
+    with pytest.raises(crypto.CryptoError):
+        box.decrypt(crypto.SecretBox(crypto.generate_key()).encrypt("other"))
+    assert token in box._clear and len(box._clear) == 1

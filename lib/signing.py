@@ -14,6 +14,8 @@ import os
 import re
 import time
 
+from .errors import Msg, _lt
+
 SECRET_PREFIX = "whsec_"
 VERSION = "v1"
 DEFAULT_TOLERANCE = 300  # seconds, the value the specification recommends
@@ -26,7 +28,16 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 
 class SignatureError(ValueError):
-    """A webhook request whose signature headers do not check out."""
+    """A webhook request whose signature headers do not check out.
+
+    Raised with a ``Msg`` (kept in ``msg``): ``str()`` is English, the Odoo side
+    translates it with ``errors.translate_error(exc, env._)``.
+    """
+
+    def __init__(self, message):
+        self.msg = message if isinstance(message, Msg) else None
+        self.translated = False
+        super().__init__(str(message))
 
 
 def generate_secret():
@@ -93,28 +104,40 @@ def verify(secrets, headers, body, tolerance=DEFAULT_TOLERANCE, now=None):
         secrets = [secrets]
     secrets = [s for s in (secrets or []) if s]
     if not secrets:
-        raise SignatureError("No webhook secret is configured to verify the signature with.")
+        raise SignatureError(Msg(_lt("No webhook secret is configured to verify the signature with.")))
 
     lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
     missing = [h for h in (HEADER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE) if not lowered.get(h)]
     if missing:
-        raise SignatureError(f"Missing webhook signature header(s): {', '.join(missing)}.")
+        raise SignatureError(Msg(_lt("Missing webhook signature header(s): %(headers)s."), headers=", ".join(missing)))
     msg_id = str(lowered[HEADER_ID])
     raw_timestamp = str(lowered[HEADER_TIMESTAMP]).strip()
 
     if not _INTEGER.fullmatch(raw_timestamp):
-        raise SignatureError("Invalid webhook-timestamp header: not an integer number of seconds.")
+        raise SignatureError(Msg(_lt("Invalid webhook-timestamp header: not an integer number of seconds.")))
     timestamp = int(raw_timestamp)
     now = int(time.time() if now is None else now)
     if timestamp < now - tolerance:
         raise SignatureError(
-            f"Webhook timestamp is too old ({now - timestamp} s in the past, tolerance "
-            f"{tolerance} s): possible replay, or the sender's clock is wrong."
+            Msg(
+                _lt(
+                    "Webhook timestamp is too old (%(seconds)s s in the past, tolerance %(tolerance)s s): "
+                    "possible replay, or the sender's clock is wrong."
+                ),
+                seconds=now - timestamp,
+                tolerance=tolerance,
+            )
         )
     if timestamp > now + tolerance:
         raise SignatureError(
-            f"Webhook timestamp is too new ({timestamp - now} s in the future, tolerance "
-            f"{tolerance} s): the sender's clock is wrong."
+            Msg(
+                _lt(
+                    "Webhook timestamp is too new (%(seconds)s s in the future, tolerance %(tolerance)s s): "
+                    "the sender's clock is wrong."
+                ),
+                seconds=timestamp - now,
+                tolerance=tolerance,
+            )
         )
 
     candidates = []
@@ -130,4 +153,4 @@ def verify(secrets, headers, body, tolerance=DEFAULT_TOLERANCE, now=None):
         for digest in expected:
             matched |= hmac.compare_digest(signature, digest)
     if not matched:
-        raise SignatureError("Webhook signature does not match: wrong secret or altered body.")
+        raise SignatureError(Msg(_lt("Webhook signature does not match: wrong secret or altered body.")))

@@ -31,7 +31,7 @@ import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-from .errors import SyncError
+from .errors import Msg, SyncError, _lt
 
 __all__ = [
     "INT4_MAX",
@@ -80,7 +80,7 @@ _MAX_INT_DIGITS = 12
 
 
 class _Invalid(Exception):
-    """A value that does not fit its type; the reason reads "expected ..., got ..."."""
+    """A value that does not fit its type; the reason (a ``Msg``) reads "expected ..., got ..."."""
 
     def __init__(self, reason):
         super().__init__(reason)
@@ -88,34 +88,39 @@ class _Invalid(Exception):
 
 
 def _describe(value):
-    """Name a JSON value for a message: ``number 12``, ``string 'abc'``."""
+    """Name a JSON value for a message: ``number 12``, ``string 'abc'`` (a ``Msg`` or text)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "boolean true" if value else "boolean false"
+        return Msg(_lt("boolean %(value)s"), value="true" if value else "false")
     if isinstance(value, (int, float, Decimal)):
         text = repr(value) if not isinstance(value, Decimal) else str(value)
-        return f"number {text if len(text) <= 40 else text[:40] + '...'}"
+        return Msg(_lt("number %(value)s"), value=text if len(text) <= 40 else text[:40] + "...")
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:40] + "..."
-        return f"string '{text}'"
+        return Msg(_lt("string '%(value)s'"), value=text)
     if isinstance(value, (list, tuple)):
-        return "array"
+        return Msg(_lt("array"))
     if isinstance(value, dict):
-        return "object"
+        return Msg(_lt("object"))
     return type(value).__name__
 
 
-def _expected(what, value):
-    return _Invalid(f"expected {what}, got {_describe(value)}")
+def _expected(template, value, **params):
+    """``template`` reads "expected ..., got %(got)s"; ``got`` describes ``value``."""
+    return _Invalid(Msg(template, got=_describe(value), **params))
 
 
 def _is_number(value):
     return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
 
 
+def _unsupported_reason(ttype):
+    return Msg(_lt("unsupported field type '%(type)s'"), type=ttype)
+
+
 def _unsupported(ttype):
-    return SyncError(f"Unsupported field type '{ttype}'", status=400)
+    return SyncError(Msg(_lt("Unsupported field type '%(type)s'"), type=ttype), status=400)
 
 
 # ---------------------------------------------------------------------------
@@ -221,19 +226,29 @@ def to_json(ttype, value):
 # Parsers shared by from_json and parse_query_value (raise _Invalid)
 # ---------------------------------------------------------------------------
 
+def _out_of_range(number):
+    return _Invalid(
+        Msg(_lt("integer %(value)s is out of range (%(min)s to %(max)s)"), value=number, min=INT4_MIN, max=INT4_MAX)
+    )
+
+
 def _check_int4(number, what="integer"):
     if not INT4_MIN <= number <= INT4_MAX:
-        raise _Invalid(f"{what} {number} is out of range ({INT4_MIN} to {INT4_MAX})")
+        if what == "id":
+            raise _Invalid(
+                Msg(_lt("id %(value)s is out of range (%(min)s to %(max)s)"), value=number, min=INT4_MIN, max=INT4_MAX)
+            )
+        raise _out_of_range(number)
     return number
 
 
 def _int_from_text(text, original):
     text = text.strip()
     if not _INT_RE.fullmatch(text):
-        raise _expected("an integer", original)
+        raise _expected(_lt("expected an integer, got %(got)s"), original)
     if len(text.lstrip("+-").lstrip("0")) > _MAX_INT_DIGITS:
         shown = text if len(text) <= 40 else text[:40] + "..."
-        raise _Invalid(f"integer {shown} is out of range ({INT4_MIN} to {INT4_MAX})")
+        raise _out_of_range(shown)
     return int(text)
 
 
@@ -241,30 +256,30 @@ def _parse_integer(value):
     if isinstance(value, str):
         return _check_int4(_int_from_text(value, value))
     if not _is_number(value):
-        raise _expected("an integer", value)
+        raise _expected(_lt("expected an integer, got %(got)s"), value)
     if isinstance(value, int):
         return _check_int4(value)
     if isinstance(value, float):
         if not value.is_integer():
-            raise _expected("an integer", value)
+            raise _expected(_lt("expected an integer, got %(got)s"), value)
         return _check_int4(int(value))
     # Decimal
     if not value.is_finite() or value != value.to_integral_value():
-        raise _expected("an integer", value)
+        raise _expected(_lt("expected an integer, got %(got)s"), value)
     return _check_int4(int(value))
 
 
 def _parse_float(value):
-    expected = "a number"
+    expected = _lt("expected a number, got %(got)s")
     if isinstance(value, str):
         if not _FLOAT_RE.fullmatch(value.strip()):
             raise _expected(expected, value)
         number = float(value.strip())
     elif _is_number(value):
         if isinstance(value, float) and not math.isfinite(value):
-            raise _expected("a finite number", value)
+            raise _expected(_lt("expected a finite number, got %(got)s"), value)
         if isinstance(value, Decimal) and not value.is_finite():
-            raise _expected("a finite number", value)
+            raise _expected(_lt("expected a finite number, got %(got)s"), value)
         try:
             number = float(value)
         except OverflowError:
@@ -272,7 +287,7 @@ def _parse_float(value):
     else:
         raise _expected(expected, value)
     if not math.isfinite(number):
-        raise _expected("a number within the float range", value)
+        raise _expected(_lt("expected a number within the float range, got %(got)s"), value)
     return number
 
 
@@ -287,7 +302,10 @@ def _apply_digits(number, digits):
     rounded = Decimal(repr(number)).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     if precision and abs(rounded) >= Decimal(10) ** (precision - scale):
         raise _Invalid(
-            f"number {number!r} does not fit {precision} digits with {scale} decimals"
+            Msg(
+                _lt("number %(value)s does not fit %(precision)s digits with %(scale)s decimals"),
+                value=repr(number), precision=precision, scale=scale,
+            )
         )
     return float(rounded)
 
@@ -299,24 +317,24 @@ def _parse_boolean(value):
         word = _BOOL_WORDS.get(value.strip().lower())
         if word is not None:
             return word
-    raise _expected("a boolean (true/false)", value)
+    raise _expected(_lt("expected a boolean (true/false), got %(got)s"), value)
 
 
 def _parse_date(value):
     if not isinstance(value, str):
-        raise _expected("a date (YYYY-MM-DD)", value)
+        raise _expected(_lt("expected a date (YYYY-MM-DD), got %(got)s"), value)
     match = _DATE_RE.fullmatch(value.strip())
     if not match:
-        raise _expected("a date (YYYY-MM-DD)", value)
+        raise _expected(_lt("expected a date (YYYY-MM-DD), got %(got)s"), value)
     try:
         return datetime.date(*(int(part) for part in match.groups()))
     except ValueError:
-        raise _expected("a valid calendar date (YYYY-MM-DD)", value) from None
+        raise _expected(_lt("expected a valid calendar date (YYYY-MM-DD), got %(got)s"), value) from None
 
 
 def _parse_datetime(value, allow_date=False):
     """ISO 8601 (any offset; none means UTC) or Odoo's format -> naive UTC."""
-    expected = "a datetime (ISO 8601, e.g. 2024-05-01T10:00:00Z)"
+    expected = _lt("expected a datetime (ISO 8601, e.g. 2024-05-01T10:00:00Z), got %(got)s")
     if not isinstance(value, str):
         raise _expected(expected, value)
     text = value.strip()
@@ -331,29 +349,29 @@ def _parse_datetime(value, allow_date=False):
         off_hours = int(match.group("oh"))
         off_minutes = int(match.group("om") or 0)
         if off_hours > 23 or off_minutes > 59:
-            raise _expected("a datetime with a valid UTC offset", value)
+            raise _expected(_lt("expected a datetime with a valid UTC offset, got %(got)s"), value)
         offset = datetime.timedelta(hours=off_hours, minutes=off_minutes)
         tzinfo = datetime.timezone(-offset if match.group("sign") == "-" else offset)
     try:
         result = datetime.datetime(year, month, day, hour, minute, second, tzinfo=tzinfo)
     except ValueError:
-        raise _expected("a valid calendar datetime", value) from None
+        raise _expected(_lt("expected a valid calendar datetime, got %(got)s"), value) from None
     if tzinfo is not None:
         try:
             result = result.astimezone(datetime.UTC).replace(tzinfo=None)
         except OverflowError:
-            raise _expected("a datetime within years 1 to 9999 in UTC", value) from None
+            raise _expected(_lt("expected a datetime within years 1 to 9999 in UTC, got %(got)s"), value) from None
     return result
 
 
 def _parse_id(value):
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return _check_int4(value, "id")
-    raise _expected("a record id (positive integer)", value)
+    raise _expected(_lt("expected a record id (positive integer), got %(got)s"), value)
 
 
 def _parse_id_text(text):
-    expected = "a record id (positive integer)"
+    expected = _lt("expected a record id (positive integer), got %(got)s")
     try:
         number = _int_from_text(text, text)
     except _Invalid:
@@ -365,7 +383,7 @@ def _parse_id_text(text):
 
 def _parse_binary(value):
     if not isinstance(value, str):
-        raise _expected("a base64 string", value)
+        raise _expected(_lt("expected a base64 string, got %(got)s"), value)
     cleaned = _WHITESPACE_RE.sub("", value)
     try:
         # Padded base64 comes in whole 4-character groups; the decoder alone
@@ -374,12 +392,12 @@ def _parse_binary(value):
             raise ValueError(cleaned)
         base64.b64decode(cleaned, validate=True)
     except (binascii.Error, ValueError):
-        raise _Invalid("expected a base64 string, got invalid base64 data") from None
+        raise _Invalid(Msg(_lt("expected a base64 string, got invalid base64 data"))) from None
     return cleaned
 
 
 def _parse_reference(value):
-    expected = "a reference 'model,id'"
+    expected = _lt("expected a reference 'model,id', got %(got)s")
     match = _REFERENCE_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if not match or int(match.group(2)) <= 0:
         raise _expected(expected, value)
@@ -403,9 +421,11 @@ def _selection_keys(selection):
 def _from_json(ttype, value, selection, size, digits):
     if ttype in ("char", "text", "html"):
         if not isinstance(value, str):
-            raise _expected("a string", value)
+            raise _expected(_lt("expected a string, got %(got)s"), value)
         if size and len(value) > size:
-            raise _Invalid(f"expected at most {size} characters, got {len(value)}")
+            raise _Invalid(
+                Msg(_lt("expected at most %(size)s characters, got %(length)s"), size=size, length=len(value))
+            )
         return value
     if ttype == "selection":
         if selection is not None:
@@ -413,9 +433,9 @@ def _from_json(ttype, value, selection, size, digits):
             if value in keys and not isinstance(value, bool):
                 return value
             allowed = ", ".join(f"'{key}'" for key in keys)
-            raise _expected(f"one of {allowed}", value)
+            raise _expected(_lt("expected one of %(allowed)s, got %(got)s"), value, allowed=allowed)
         if not isinstance(value, str):
-            raise _expected("a string", value)
+            raise _expected(_lt("expected a string, got %(got)s"), value)
         return value
     if ttype == "integer":
         return _parse_integer(value)
@@ -432,13 +452,15 @@ def _from_json(ttype, value, selection, size, digits):
         return _parse_id(value)
     if ttype in X2MANY_TYPES:
         if not isinstance(value, list):
-            raise _expected("a list of record ids", value)
+            raise _expected(_lt("expected a list of record ids, got %(got)s"), value)
         ids = []
         for position, item in enumerate(value):
             try:
                 record_id = _parse_id(item)
             except _Invalid as exc:
-                raise _Invalid(f"{exc.reason} at position {position}") from None
+                raise _Invalid(
+                    Msg(_lt("%(reason)s at position %(position)s"), reason=exc.reason, position=position)
+                ) from None
             if record_id not in ids:
                 ids.append(record_id)
         return [(6, 0, ids)]
@@ -461,7 +483,7 @@ def from_json(ttype, value, *, selection=None, line_id=None, label=None, size=No
     """
     if ttype not in SUPPORTED_TYPES:
         raise SyncError(
-            f"Field '{label or '?'}': unsupported field type '{ttype}'",
+            Msg(_lt("Field '%(label)s': %(reason)s"), label=label or "?", reason=_unsupported_reason(ttype)),
             status=400, line_id=line_id,
         )
     if value is None:
@@ -469,8 +491,11 @@ def from_json(ttype, value, *, selection=None, line_id=None, label=None, size=No
     try:
         return _from_json(ttype, value, selection, size, digits)
     except _Invalid as exc:
-        prefix = f"Field '{label}'" if label else "Invalid value"
-        raise SyncError(f"{prefix}: {exc.reason}", status=400, line_id=line_id) from None
+        if label:
+            message = Msg(_lt("Field '%(label)s': %(reason)s"), label=label, reason=exc.reason)
+        else:
+            message = Msg(_lt("Invalid value: %(reason)s"), reason=exc.reason)
+        raise SyncError(message, status=400, line_id=line_id) from None
 
 
 # ---------------------------------------------------------------------------
@@ -497,7 +522,13 @@ def _query_scalar(ttype, raw):
         return _parse_id_text(text)
     if ttype == "reference":
         return _parse_reference(text)
-    raise _Invalid(f"cannot filter on a {ttype} field")
+    raise _Invalid(Msg(_lt("cannot filter on a %(type)s field"), type=ttype))
+
+
+def _query_error(key, reason):
+    if key:
+        return SyncError(Msg(_lt("Query parameter '%(key)s': %(reason)s"), key=key, reason=reason), status=400)
+    return SyncError(Msg(_lt("Query parameter: %(reason)s"), reason=reason), status=400)
 
 
 def parse_query_value(ttype, raw, operator="=", *, key=None):
@@ -511,11 +542,10 @@ def parse_query_value(ttype, raw, operator="=", *, key=None):
     ``like``-style operators keep the raw text. Bad input raises ``SyncError``
     400 "Query parameter 'key': ...".
     """
-    prefix = f"Query parameter '{key}'" if key else "Query parameter"
     if ttype not in SUPPORTED_TYPES:
-        raise SyncError(f"{prefix}: unsupported field type '{ttype}'", status=400)
+        raise _query_error(key, _unsupported_reason(ttype))
     if not isinstance(raw, str):
-        raise SyncError(f"{prefix}: expected text, got {_describe(raw)}", status=400)
+        raise _query_error(key, Msg(_lt("expected text, got %(got)s"), got=_describe(raw)))
     operator = (operator or "=").strip().lower()
     try:
         if operator in TEXT_OPERATORS:
@@ -525,7 +555,7 @@ def parse_query_value(ttype, raw, operator="=", *, key=None):
             return [_query_scalar(ttype, item) for item in items if item]
         return _query_scalar(ttype, raw)
     except _Invalid as exc:
-        raise SyncError(f"{prefix}: {exc.reason}", status=400) from None
+        raise _query_error(key, exc.reason) from None
 
 
 # ---------------------------------------------------------------------------

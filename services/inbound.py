@@ -30,7 +30,7 @@ from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
 
 from ..lib import signing, values
-from ..lib.errors import SyncError
+from ..lib.errors import SyncError, translate_error
 from ..lib.http_client import redact_headers
 from . import mapping, scripts
 
@@ -159,6 +159,7 @@ class _Call:
         return self.status, headers, body
 
     def _fail(self, exc):
+        exc.translate(self.env._)  # a lib message not translated where it was raised
         self.error = exc
         self.status = exc.status
         self.data = exc.to_body()
@@ -362,7 +363,7 @@ class _Call:
         try:
             signing.verify(secrets, self.headers, self.body, tolerance=HMAC_TOLERANCE)
         except signing.SignatureError as exc:
-            raise self._unauthorized(str(exc), challenge) from None
+            raise self._unauthorized(str(translate_error(exc, self.env._)), challenge) from None
 
     # ------------------------------------------------------------------ 4. body
     def _body_too_large(self):
@@ -746,7 +747,11 @@ class _Call:
                 offset = _query_int(self.env, key, raw, minimum=0)
             elif key in filters:
                 field, operator = filters[key]
-                value = values.parse_query_value(field.ttype, raw, operator, key=key)
+                try:
+                    value = values.parse_query_value(field.ttype, raw, operator, key=key)
+                except SyncError as exc:
+                    exc.translate(self.env._)
+                    raise
                 domain.append((field.name, operator, value))
             else:
                 allowed = ", ".join(sorted({"limit", "offset"} | set(filters)))

@@ -534,15 +534,19 @@ def _json_kind(value):
 
 
 def _plain_in(spec, value, env):
-    converted = values.from_json(
-        spec.ttype,
-        value,
-        selection=spec.selection,
-        line_id=spec.id,
-        label=spec.key,
-        size=spec.size,
-        digits=spec.digits,
-    )
+    try:
+        converted = values.from_json(
+            spec.ttype,
+            value,
+            selection=spec.selection,
+            line_id=spec.id,
+            label=spec.key,
+            size=spec.size,
+            digits=spec.digits,
+        )
+    except SyncError as exc:
+        exc.translate(env._)  # lib's message, in the user's language
+        raise
     if spec.ttype == "many2one" and converted:
         _check_ids(spec, [converted], env)
     elif spec.ttype in X2MANY and converted:
@@ -814,10 +818,14 @@ def _identifier_in(ident, raw, env, line_id=None):
         raw = str(raw)
     elif ttype == "many2one" and isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw.strip())
-    if ttype in STRING_TYPES:
-        # A lookup is not a write: no size or selection check.
-        return values.from_json("char", raw, line_id=line_id or ident.id, label=ident.key)
-    value = values.from_json(ttype, raw, line_id=line_id or ident.id, label=ident.key)
+    try:
+        if ttype in STRING_TYPES:
+            # A lookup is not a write: no size or selection check.
+            return values.from_json("char", raw, line_id=line_id or ident.id, label=ident.key)
+        value = values.from_json(ttype, raw, line_id=line_id or ident.id, label=ident.key)
+    except SyncError as exc:
+        exc.translate(env._)
+        raise
     if ttype == "many2one" or ident.fname == "id":
         if not isinstance(value, int) or value <= 0:
             raise SyncError(

@@ -341,6 +341,8 @@ def child_setup(args, sink):
                          in_line("name", "name", required=True, sequence=2),
                          in_line("email", "email", sequence=3), in_line("phone", "phone", sequence=4)],
         })
+        inbound.copy({"name": "bench inbound tracked", "endpoint": ENDPOINT + "-tracked",
+                      "track_batch_history": True, "bearer_token": TOKEN})
         ids = {"inbound": inbound.id}
         ids["single"] = out_config(env, sink, "bench per-record").id
         ids["batched"] = out_config(env, sink, "bench batched", is_paginated=True).id
@@ -630,8 +632,8 @@ def bench_in(args, base, rpc, peak):
             raise RuntimeError("%s: %s %s" % (what, response.status_code, response.text[:500]))
         return response
 
-    def api_post(data):
-        body = check(api.post(url, data=json.dumps(data), timeout=600), 201, "POST").json()
+    def api_post(data, target=url):
+        body = check(api.post(target, data=json.dumps(data), timeout=600), 201, "POST").json()
         return len(body) if isinstance(body, list) else 1
 
     def rpc_create(data):
@@ -652,6 +654,8 @@ def bench_in(args, base, rpc, peak):
     contenders = duel(
         [
             Contender("post", "bj_api_sync batch POST", lambda i, r: api_post(items(batch, "api %d %d" % (r, i)))),
+            Contender("post_tracked", "  same, Track History of Batches",
+                      lambda i, r: api_post(items(batch, "apit %d %d" % (r, i)), url + "-tracked")),
             Contender("rpc", "JSON-RPC create (same batches)",
                       lambda i, r: rpc_create(items(batch, "rpc %d %d" % (r, i))), True),
         ],
@@ -803,6 +807,10 @@ def targets(result):
                   fmt(post["rate"]) + " rec/s")
             check("inbound batch POST >= JSON-RPC create (%s)" % what, post["ratio"], post["ratio"] >= 1.0,
                   "ratio %s" % fmt(post["ratio"], "%.2f"))
+    tracked = by_key.get("post_tracked")
+    if tracked:
+        check("inbound batch POST, history tracked, >= JSON-RPC create (1 client)", tracked["ratio"],
+              tracked["ratio"] >= 1.0, "%s rec/s, ratio %s" % (fmt(tracked["rate"]), fmt(tracked["ratio"], "%.2f")))
     get = by_key.get("get")
     if get:
         check("inbound GET by identifier p50 <= 20 ms", get["p50_ms"], get["p50_ms"] <= 20,

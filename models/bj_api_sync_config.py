@@ -48,6 +48,12 @@ class BjApiSyncConfig(models.Model):
         help="In: the methods the endpoint accepts. Out: exactly one method used to call the external API "
         "(GET pulls data into Odoo).",
     )
+    method_names = fields.Char(
+        compute="_compute_method_names",
+        store=True,
+        help="The HTTP methods' names, comma-separated: read with the configuration's row, where "
+        "every request would otherwise read the relation and the methods.",
+    )
     endpoint = fields.Char(
         tracking=True,
         help="Path segment of the inbound endpoint: /bj_api_sync/v1/<endpoint>. "
@@ -222,6 +228,13 @@ class BjApiSyncConfig(models.Model):
     )
     rate_limit = fields.Integer(
         help="Inbound requests per minute allowed for this endpoint, shared by all workers (0 = unlimited).",
+    )
+    track_batch_history = fields.Boolean(
+        string="Track History of Batches",
+        help="Like the option 'Track history during import' of Odoo's import: unchecked (the default), "
+        "records created or updated by a batch (a POST of a JSON array) get no creation message, "
+        "followers or tracked changes in their chatter, which makes batches about twice as fast. "
+        "Requests with one object are always tracked.",
     )
 
     # ---------------------------------------------------------------- relations & health
@@ -504,9 +517,19 @@ class BjApiSyncConfig(models.Model):
             raise UserError(_("API configuration %s does not exist.", config_id_ref)) from None
         return config
 
+    @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
+    def _compute_method_names(self):
+        for config in self:
+            config.method_names = ",".join(name.upper() for name in config.http_method_ids.mapped("name"))
+
+    def _get_http_methods(self):
+        """The HTTP methods' names, upper case, in the methods' order."""
+        self.ensure_one()
+        return [name for name in (self.method_names or "").split(",") if name]
+
     def _get_http_method(self):
         self.ensure_one()
-        return (self.http_method_ids[:1].name or "POST").upper()
+        return (self._get_http_methods() or ["POST"])[0]
 
     # ---------------------------------------------------------------- actions
     def action_view_logs(self):

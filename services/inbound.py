@@ -27,7 +27,6 @@ import psycopg2
 from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
-from odoo.tools import SQL
 
 from ..lib import signing, values
 from ..lib.errors import SyncError, translate_error
@@ -226,18 +225,7 @@ class _Call:
     # ------------------------------------------------------------------ 2. method
     def _allowed_methods(self):
         """The config's methods that make sense on this path (collection or one record)."""
-        # One query for the relation and the names (the ORM makes two).
-        field = self.config._fields["http_method_ids"]
-        self.config.flush_recordset(["http_method_ids"])
-        self.env.cr.execute(
-            SQL(
-                "SELECT upper(method.name) FROM %s rel JOIN bj_http_method method ON method.id = rel.%s "
-                "WHERE rel.%s = %s",
-                SQL.identifier(field.relation), SQL.identifier(field.column2), SQL.identifier(field.column1),
-                self.config.id,
-            )
-        )
-        names = {row[0] for row in self.env.cr.fetchall()}
+        names = set(self.config._get_http_methods())  # stored with the config's row: no query
         allowed = [m for m in KNOWN_METHODS if m in names]
         if self.record_id is not None and "POST" in allowed:
             allowed.remove("POST")
@@ -631,6 +619,9 @@ class _Call:
                 self.env._("Batch of %(count)s items exceeds the limit of %(limit)s.", count=len(items), limit=cap),
                 status=413,
             )
+        if not self.config.track_batch_history:
+            # Odoo's import does the same by default ("Track history during import" unchecked).
+            config = config.with_context(tracking_disable=True)
         Model = config.env[self.res_model]
         results = [None] * len(items)
         to_create = []  # (index, vals): items without identifier, created in one call

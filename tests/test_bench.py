@@ -21,7 +21,7 @@ from odoo.tests import BaseCase, tagged
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 
 SCENARIOS = {
-    "inbound batch POST (": ("post", "rpc", "post2", "rpc2"),
+    "inbound batch POST (": ("post", "post_tracked", "rpc", "post2", "rpc2"),
     "inbound single POST": ("post1", "rpc1"),
     "inbound GET list": ("list", "search_read"),
     "inbound GET by identifier": ("get", "read"),

@@ -337,12 +337,16 @@ class TestInbound(InboundCase):
         self.assertError(self.call("GET", "/nope/1/2"), 404)
 
     def test_405(self):
-        self._in_config("readonly-ep", methods=("GET",))
+        config = self._in_config("readonly-ep", methods=("GET",))
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             with self.subTest(method=method):
                 response = self.call(method, "/readonly-ep", {"name": "x"}, token=None)
                 self.assertError(response, 405)
                 self.assertEqual(response.headers["Allow"], "GET, HEAD, OPTIONS")
+        # the methods stored with the config follow a change of its HTTP Methods
+        config.http_method_ids |= self.env["bj.http.method"].search([("name", "=", "POST")])
+        self.assertStatus(self.call("POST", "/readonly-ep", {"name": "Now allowed"}, token=None), 201)
+        self.assertEqual(config.method_names, "GET,POST")
         # POST on a record path is not a thing
         response = self.call("POST", "/partners/%s" % self.person.id, {"name": "x"})
         self.assertError(response, 405)
@@ -636,6 +640,29 @@ class TestInbound(InboundCase):
         self.assertEqual(self.Partner.search_count([("name", "=like", "Batch %")]), 5)
         log = self.last_log()
         self.assertEqual(len(log.res_ids.split(",")), 6)
+
+    def test_batch_history_tracking_follows_the_option(self):
+        def chatter(partners):
+            return self.env["mail.message"].search_count([("model", "=", "res.partner"), ("res_id", "in", partners.ids)])
+
+        # default: like Odoo's import, a batch leaves the chatter alone (creation and updates)
+        response = self.call("POST", "/partners", [{"name": "Quiet %s" % i} for i in range(3)]
+                             + [{"id": self.person.id, "name": "Person renamed quietly"}])
+        self.assertStatus(response, 201)
+        quiet = self.Partner.search([("name", "=like", "Quiet %")])
+        self.assertEqual(len(quiet), 3)
+        self.assertEqual(chatter(quiet), 0)
+        self.assertFalse(quiet.message_follower_ids)
+        self.assertEqual(self.person.name, "Person renamed quietly")
+        self.assertFalse(self.person.message_ids.tracking_value_ids.filtered(
+            lambda t: t.new_value_char == "Person renamed quietly"))
+        # a single object is always tracked
+        self.assertStatus(self.call("POST", "/partners", {"name": "Single tracked"}), 201)
+        self.assertEqual(chatter(self.Partner.search([("name", "=", "Single tracked")])), 1)
+        # the option on: batches are tracked like single objects
+        self.partners_config.track_batch_history = True
+        self.assertStatus(self.call("POST", "/partners", [{"name": "Loud %s" % i} for i in range(3)]), 201)
+        self.assertEqual(chatter(self.Partner.search([("name", "=like", "Loud %")])), 3)
 
     def test_batch_with_one_bad_item_writes_nothing(self):
         items = [{"name": "All or nothing %s" % i} for i in range(5)]

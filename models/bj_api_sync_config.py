@@ -3,8 +3,8 @@ import re
 from urllib.parse import urlsplit
 
 from odoo import _, api, fields, models
-from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
+from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time

@@ -20,6 +20,10 @@ class BjApiSyncJob(models.Model):
     res_model = fields.Char(string="Model")
     res_ids = fields.Char(string="Record IDs", help="Comma-separated ids of the records in this job.")
     payload = fields.Text(help="The JSON body to send, built when the job was queued.")
+    payload_hashes = fields.Char(
+        help="The hash of each record's payload, comma-separated: stored in the bindings once sent, "
+        "so the worker does not parse and hash the body again.",
+    )
     url = fields.Char(string="URL")
     method = fields.Char()
     state = fields.Selection(

@@ -124,6 +124,7 @@ class OutboundRequest:
             "body": self.body.decode("utf-8") if self.body is not None else None,
             "res_model": self.res_model,
             "res_ids": list(self.res_ids),
+            "payload_hashes": ",".join(self.hashes) if self.method in BODY_METHODS and self.hashes else None,
             "idempotency_key": self.idempotency_key,
         }
 
@@ -874,8 +875,10 @@ class JobDeliveries:
         sender = self._sender(job)
         config = sender.config
         res_ids = [int(i) for i in (job.res_ids or "").split(",") if i.strip()]
+        hashes = job.payload_hashes.split(",") if job.payload_hashes else []
         payloads = []
-        if job.payload and job.method in BODY_METHODS:
+        if not hashes and job.payload and job.method in BODY_METHODS:
+            # a job queued before payload hashes were stored: hash its body again
             try:
                 data = json.loads(job.payload)
                 payloads = data if isinstance(data, list) else [data]
@@ -891,6 +894,7 @@ class JobDeliveries:
             res_model=job.res_model,
             res_ids=res_ids,
             payloads=payloads if len(payloads) == len(res_ids) else [],
+            hashes=hashes if len(hashes) == len(res_ids) else [],
             idempotency_key=job.idempotency_key,
             job_id=job.id,
         )
@@ -898,7 +902,7 @@ class JobDeliveries:
         for vals in vals_list:
             vals["attempt"] = attempt
         sender.logs.extend(vals_list)
-        if outcome.ok and request.payloads and request.method in BODY_METHODS:
+        if outcome.ok and (request.hashes or request.payloads) and request.method in BODY_METHODS:
             sender._remember_bindings(request, _parsed(outcome))
         last = outcome.attempts[-1] if outcome.attempts else None
         return {

@@ -88,6 +88,7 @@ def enqueue(config, requests):
                 "payload": req.get("body"),
                 "res_model": req.get("res_model"),
                 "res_ids": ",".join(str(i) for i in req.get("res_ids") or []),
+                "payload_hashes": req.get("payload_hashes"),
                 "idempotency_key": req["idempotency_key"],
             }
             for req in requests

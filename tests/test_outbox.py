@@ -1,5 +1,6 @@
 """Durable outbox (queued delivery) against real HTTP servers on 127.0.0.1."""
 
+import json
 import threading
 import uuid
 from datetime import timedelta
@@ -7,7 +8,7 @@ from datetime import timedelta
 from odoo import Command, api, fields
 from odoo.tests import tagged
 
-from ..services import outbox
+from ..services import outbound, outbox
 from .common import BjCase
 from .http_sink import HttpSink
 
@@ -139,6 +140,14 @@ class TestOutbox(BjCase):
         self.assertEqual(len(jobs.log_ids), 40)
         self.assertEqual(failed.log_ids.status, "error")
         self.assertEqual(set((jobs - failed).log_ids.mapped("status")), {"success"})
+        # bindings of the delivered records carry the payload hashes stored at enqueue
+        bindings = self.env["bj.api.sync.binding"].search([("config_id", "=", config.id)])
+        self.assertEqual(
+            {binding.res_id: binding.payload_hash for binding in bindings},
+            {int(job.res_ids): job.payload_hashes for job in jobs - failed},
+        )
+        job = jobs[0]
+        self.assertEqual(job.payload_hashes, outbound.payload_hash(json.loads(job.payload)))
 
     def test_backoff_schedules_next_attempt(self):
         config = self.queued_config(retry_backoff=60, max_retries=2)

@@ -115,6 +115,7 @@ class OutboundRequest:
     hashes: list = field(default_factory=list)
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
     job_id: int = None
+    script_messages: str = ""  # log(message) of the scripts that built its payloads
 
     def to_job_vals(self):
         """The dict ``outbox.enqueue`` stores as a job (no headers: secrets are never stored)."""
@@ -146,6 +147,7 @@ class Build:
     failures: list = field(default_factory=list)
     skipped_ids: list = field(default_factory=list)
     deferred_ids: list = field(default_factory=list)  # beyond max_records: left for the next run
+    messages: list = field(default_factory=list)  # log(message) of the line scripts
 
 
 # --------------------------------------------------------------------------
@@ -374,7 +376,7 @@ def _failure_from(exc, res_ids):
     return Failure(list(res_ids), "%s: %s" % (type(exc).__name__, exc), 500, traceback.format_exc())
 
 
-def serialize_records(config, records):
+def serialize_records(config, records, messages=None):
     """``[(id, payload)]`` and failures; one bad record never spoils the others.
 
     The batch is serialized in one go (fast path); when that fails, record by record
@@ -384,9 +386,11 @@ def serialize_records(config, records):
     cr = config.env.cr
     try:
         with cr.savepoint():
-            payloads = mapping.serialize(config, records)
+            payloads = mapping.serialize(config, records, messages=messages)
         return list(zip(records.ids, payloads)), []
     except Exception as exc:  # noqa: BLE001 - isolated below, logged as a failed record
+        if messages:
+            del messages[:]  # the scripts run again record by record
         if len(records) == 1:
             _logger.info("bj_api_sync: %s: record %s not serialized: %s", config.name, records.id, exc)
             return [], [_failure_from(exc, records.ids)]
@@ -394,7 +398,7 @@ def serialize_records(config, records):
     for record in records:
         try:
             with cr.savepoint():
-                items.append((record.id, mapping.serialize(config, record)[0]))
+                items.append((record.id, mapping.serialize(config, record, messages=messages)[0]))
         except Exception as exc:  # noqa: BLE001
             _logger.info("bj_api_sync: %s: record %s not serialized: %s", config.name, record.id, exc)
             failures.append(_failure_from(exc, [record.id]))
@@ -426,7 +430,7 @@ def build_requests(config, records, headers=None, skip_unchanged=False, max_reco
     if headers is None:
         headers = build_headers(config, body=with_body)[0]
     build = Build()
-    items, build.failures = serialize_records(config, records)
+    items, build.failures = serialize_records(config, records, messages=build.messages)
     entries = []
     hashes = known_hashes(config, [rid for rid, _payload in items]) if skip_unchanged else {}
     for rid, payload in items:
@@ -452,6 +456,7 @@ def build_requests(config, records, headers=None, skip_unchanged=False, max_reco
             payloads=[p for _r, p, _d in group],
             hashes=[d for _r, _p, d in group],
             idempotency_key=key,
+            script_messages="\n".join(build.messages),
         )
 
     if placeholders(config.url) or not config.is_paginated:
@@ -617,6 +622,7 @@ class Sender:
             "duration_ms": attempt.elapsed_ms,
             "attempt": attempt.number,
             "job_id": request.job_id or False,
+            "script_messages": request.script_messages or False,
         }
 
     def send(self, request, max_retries=None):

@@ -352,6 +352,30 @@ class TestOutbound(BjCase):
         self.assertEqual(error.res_ids, str(self.p2.id))
         self.assertIn("ZeroDivisionError", error.error_message)
 
+    def test_script_log_messages_reach_the_request_log(self):
+        lines = [
+            self._line("res.partner", "id", "id", is_record_identifier=True, sequence=1),
+            self._line(
+                "res.partner", "name", "name", sequence=2, value_type="python_plain", script_mode="eval",
+                python_script="log('built %s' % record.name) or record.name.upper()",
+            ),
+        ]
+        config = self.out_config(lines=lines)
+        result = config._make_outbound_http_request(self.p1 | self.p2, config.id)
+        self.assertTrue(result.success)
+        self.assertEqual([r.json()["name"] for r in self.sink.requests], [self.p1.name.upper(), self.p2.name.upper()])
+        logs = self.logs(config)
+        self.assertEqual(len(logs), 2)
+        for log in logs:
+            self.assertIn("built %s" % self.p1.name, log.script_messages)
+            self.assertIn("built %s" % self.p2.name, log.script_messages)
+        # a batch that failed and was serialized again record by record does not repeat them
+        lines[1][2]["python_script"] = "log('try %s' % record.name) or (record.name if record.name != 'Bob' else 1 / 0)"
+        config = self.out_config(lines=lines, is_paginated=True, page_size=10)
+        config._make_outbound_http_request(self.partners, config.id)
+        sent = self.logs(config).filtered(lambda log: log.status == "success")
+        self.assertEqual(sent.script_messages.count("try %s" % self.p1.name), 1)
+
     def test_failed_request_does_not_stop_the_others(self):
         def respond(received):
             return (503, "down") if received.json()["name"] == "Bob" else (200, {"id": 1})

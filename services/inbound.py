@@ -55,7 +55,7 @@ _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [
     "name", "model_id", "model_name", "auth_type", "login", "password_encrypted", "bearer_token_encrypted",
     "hmac_secret_encrypted", "limit", "is_paginated", "page_size", "filter_domain", "company_id", "user_id",
-    "delete_mode", "log_payloads", "rate_limit",
+    "delete_mode", "log_payloads", "rate_limit", "method_names", "track_batch_history",
 ]
 
 

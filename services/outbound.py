@@ -832,21 +832,26 @@ def _config_error(config, records, exc, result):
     return result
 
 
-def _enqueue(config, records, selected):
-    """Queued delivery: jobs in the caller's transaction, 202 at once."""
+def _queue_build(config, build, result, logs):
+    """Jobs for the requests of ``build``; its failures counted and logged. Returns the jobs."""
     from . import outbox
 
+    for failure in build.failures:
+        result.failed += len(failure.res_ids)
+        logs.extend([_event_vals(config, "error", failure.message, failure.res_ids, failure.status)])
+    jobs = outbox.enqueue(config, [request.to_job_vals() for request in build.requests])
+    result.sent += sum(len(request.res_ids) for request in build.requests)
+    return jobs
+
+
+def _enqueue(config, records, selected):
+    """Queued delivery: jobs in the caller's transaction, 202 at once."""
     env = config.env
     result = SyncResult(skipped=len(records) - len(selected), status_code=202)
     jobs = env["bj.api.sync.job"]
     logs = _LogBuffer(env)
     for chunk in _chunks(selected, CHUNK_SIZE):
-        build = build_requests(config, chunk, headers={})
-        for failure in build.failures:
-            result.failed += len(failure.res_ids)
-            logs.extend([_event_vals(config, "error", failure.message, failure.res_ids, failure.status)])
-        jobs |= outbox.enqueue(config, [request.to_job_vals() for request in build.requests])
-        result.sent += sum(len(request.res_ids) for request in build.requests)
+        jobs |= _queue_build(config, build_requests(config, chunk, headers={}), result, logs)
     logs.flush()
     result.log_ids = logs.ids
     result.log_id = logs.ids[-1] if logs.ids else False
@@ -1222,21 +1227,13 @@ class _Queuer:
         self.env = config.env
         self.result = result
         self.logs = _LogBuffer(self.env)
-        self.deliveries = (0, 0)  # nothing is delivered while queuing
-        self.last = self.last_failure = None
 
     def push(self, records, skip_unchanged=False, max_records=None):
-        from . import outbox
-
         config = self.config
         build = build_requests(config, records, headers={}, skip_unchanged=skip_unchanged, max_records=max_records)
         self.result.skipped += len(build.skipped_ids)
-        for failure in build.failures:
-            self.result.failed += len(failure.res_ids)
-            self.logs.extend([_event_vals(config, "error", failure.message, failure.res_ids, failure.status)])
-        jobs = outbox.enqueue(config, [request.to_job_vals() for request in build.requests])
+        jobs = _queue_build(config, build, self.result, self.logs)
         self.result.job_ids = self.result.job_ids + jobs.ids
-        self.result.sent += sum(len(request.res_ids) for request in build.requests)
         # Bound now, so that the next scheduled run does not queue the same payloads again.
         store_bindings(
             config,
@@ -1252,12 +1249,8 @@ class _Queuer:
         self.logs.flush()
 
     def finish(self):
+        """Nothing was delivered: no circuit breaker to feed, only the result to complete."""
         self.flush()
-        from . import outbox
-
-        succeeded, failed = self.deliveries
-        last_status = (self.last_failure or self.last or (0, None))[0]
-        outbox.record_outcomes(self.config, succeeded, failed, last_status)
         result = self.result
         result.log_ids = list(self.logs.ids)
         result.log_id = result.log_ids[-1] if result.log_ids else False

@@ -190,6 +190,10 @@ def claim(env, limit, commit=None):
         # rows other workers claimed after our snapshot (REPEATABLE READ would raise).
         env.cr.commit()
         env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    # The planner's cost estimate of the NULL-safe ordering probe grows with the queue (about
+    # 800,000 with 10,000 pending jobs once analyzed), far above jit_above_cost: PostgreSQL
+    # then JIT-compiles every claim, 300 ms for a statement that runs in 3 ms.
+    env.cr.execute("SET LOCAL jit = off")
     now = fields.Datetime.now()
     params = {"limit": limit, "probe_ids": _probe_job_ids(env), "now": now, "uid": env.uid}
     for _try in range(5):

@@ -74,9 +74,10 @@ __all__ = [
     "identifier_key",
     "identifier_value",
     "plan_scope",
-    "without_unchanged",
+    "runs_scripts",
     "serialize",
     "upsert",
+    "without_unchanged",
 ]
 
 # Levels of Mapping Models below the configuration being mapped.
@@ -370,6 +371,19 @@ def _line_spec(line, model, env):
 # ---------------------------------------------------------------------------
 # Odoo -> JSON
 # ---------------------------------------------------------------------------
+
+def runs_scripts(config, env, direction="out"):
+    """Whether the plan of ``config`` (Mapping Models included) evaluates line scripts.
+
+    Without scripts, serializing only reads fields: nothing that could leave a failed
+    statement in the caller's transaction, so callers can spare a savepoint.
+    """
+    return _runs_scripts(_plan(config, direction, env))
+
+
+def _runs_scripts(plan):
+    return any(spec.kind == SCRIPT or (spec.child is not None and _runs_scripts(spec.child)) for spec in plan.lines)
+
 
 def serialize(config, records, *, messages=None):
     """One JSON-ready dict per record of ``records``, in their order."""

@@ -17,6 +17,7 @@ read access to them (nor to every mapped field) for the sync to work.
 """
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -381,14 +382,17 @@ def serialize_records(config, records, messages=None):
 
     The batch is serialized in one go (fast path); when that fails, record by record
     to find the culprits. Savepoints keep a script's failed SQL from breaking the
-    caller's transaction.
+    caller's transaction (configurations without scripts only read fields: none then).
     """
     cr = config.env.cr
+    guarded = mapping.runs_scripts(config, records.env)  # no scripts: only fields are read
     try:
-        with cr.savepoint():
+        with cr.savepoint() if guarded else contextlib.nullcontext():
             payloads = mapping.serialize(config, records, messages=messages)
         return list(zip(records.ids, payloads)), []
-    except Exception as exc:  # noqa: BLE001 - isolated below, logged as a failed record
+    except Exception as exc:  # isolated below, logged as a failed record
+        if not guarded and isinstance(exc, psycopg2.Error):
+            raise  # without a savepoint the transaction is aborted: nothing more can be read
         if messages:
             del messages[:]  # the scripts run again record by record
         if len(records) == 1:

@@ -125,13 +125,14 @@ def _without_duplicates(config, requests):
     remote needs the record's state once, not once per recompute.
     """
     keys = {(req.get("res_model"), ",".join(str(i) for i in req.get("res_ids") or [])) for req in requests}
-    pending = config.env["bj.api.sync.job"].sudo().search(
+    pending = config.env["bj.api.sync.job"].sudo().search_fetch(
         [
             ("config_id", "=", config.id),
             ("state", "=", "pending"),
             ("attempts", "=", 0),
             ("res_ids", "in", [res_ids for _model, res_ids in keys]),
         ],
+        ["res_model", "res_ids", "url", "method", "payload"],
         order="id desc",
     )
     latest = {}

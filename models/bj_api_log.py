@@ -193,7 +193,11 @@ class BjApiLog(models.Model):
 
     @api.model
     def _purge_old_logs(self):
-        """Daily retention cron: keep bj_api_sync.log_retention_days days of logs (default 30)."""
+        """Daily retention cron: keep bj_api_sync.log_retention_days days of logs (default 30).
+
+        Sync jobs done or cancelled before then go too (their logs first): an automation
+        rule queues a job per save, and the queue table must not grow forever.
+        """
         days = int(self.env["ir.config_parameter"].sudo().get_param("bj_api_sync.log_retention_days", 30))
         if days <= 0:
             return 0
@@ -202,6 +206,7 @@ class BjApiLog(models.Model):
         count = len(old)
         old.unlink()
         _logger.info("bj_api_sync: deleted %d logs older than %d days", count, days)
+        self.env["bj.api.sync.job"]._purge_finished(limit_date)
         return count
 
 

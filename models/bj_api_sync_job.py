@@ -39,8 +39,8 @@ class BjApiSyncJob(models.Model):
         index=True,
     )
     attempts = fields.Integer(readonly=True)
-    next_attempt_at = fields.Datetime(
-        string="Next Attempt", default=fields.Datetime.now, index=True, help="Not sent before this time."
+    next_attempt_at = fields.Datetime(  # indexed for the claim by bj_api_sync_job_due_idx (init)
+        string="Next Attempt", default=fields.Datetime.now, help="Not sent before this time."
     )
     started_at = fields.Datetime(readonly=True, help="When a worker claimed the job (stale detection).")
     done_at = fields.Datetime(readonly=True)
@@ -112,6 +112,17 @@ class BjApiSyncJob(models.Model):
         cron = self.env.ref("bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False)
         if cron:
             cron._trigger()
+
+    @api.model
+    def _purge_finished(self, before):
+        """Delete jobs done or cancelled before ``before`` (failed and waiting jobs stay)."""
+        finished = self.sudo().search(
+            [("state", "in", ("done", "cancelled")), ("write_date", "<", before)]
+        )
+        count = len(finished)
+        finished.unlink()
+        _logger.info("bj_api_sync: deleted %d finished sync jobs", count)
+        return count
 
     @api.model
     def _cron_process_jobs(self):

@@ -392,6 +392,28 @@ class TestLogRetention(BjCase):
         self.assertFalse(old.exists())
         self.assertTrue(fresh.exists())
 
+    def test_purge_finished_jobs_with_the_logs(self):
+        Job = self.env["bj.api.sync.job"]
+        config = self.env.ref("bj_api_sync.demo_config_partners")
+        jobs = {
+            state: Job.create({"config_id": config.id, "state": state, "url": "http://127.0.0.1/x", "method": "POST"})
+            for state in ("done", "cancelled", "failed", "pending")
+        }
+        recent = Job.create({"config_id": config.id, "state": "done", "url": "http://127.0.0.1/x", "method": "POST"})
+        Job.flush_model()
+        self.env.cr.execute(
+            "UPDATE bj_api_sync_job SET write_date = %s WHERE id IN %s",
+            [fields.Datetime.now() - timedelta(days=31), tuple(job.id for job in jobs.values())],
+        )
+        self.env["ir.config_parameter"].set_param("bj_api_sync.log_retention_days", 30)
+        self.env.ref("bj_api_sync.ir_cron_bj_api_log_retention").method_direct_trigger()
+        self.assertFalse(jobs["done"].exists())
+        self.assertFalse(jobs["cancelled"].exists())
+        # a failed job waits for someone to look at it; a pending one is still to be sent
+        self.assertTrue(jobs["failed"].exists())
+        self.assertTrue(jobs["pending"].exists())
+        self.assertTrue(recent.exists())
+
     def test_bjet_style_log_create_and_truncation(self):
         log = self.env["bj.api.log"].create(
             {

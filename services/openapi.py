@@ -25,6 +25,7 @@ _ERROR_RESPONSES = {
     "413": ("PayloadTooLarge", "Body or batch too large."),
     "415": ("UnsupportedMediaType", "The body is not application/json."),
     "422": ("UnprocessableContent", "The Idempotency-Key was used for a different request."),
+    "429": ("TooManyRequests", "Rate Limit of the endpoint reached: retry after Retry-After seconds."),
     "500": ("ServerError", "Unexpected error (details in the server log)."),
 }
 
@@ -241,7 +242,7 @@ class _Builder:
                 response["headers"] = headers
             return response
 
-        common_errors = ["401", "403", "500"]
+        common_errors = ["401", "403", "500"] + (["429"] if config.rate_limit else [])
         if "GET" in methods:
             collection["get"] = operation(
                 "list", "List %s" % config.name,

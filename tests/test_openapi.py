@@ -77,6 +77,7 @@ class TestOpenApi(HttpCase):
         self.assertEqual(response.status_code, 403)
 
     def test_document_is_valid_and_has_no_secret(self):
+        self.partners.rate_limit = 60
         self.authenticate("admin", "admin")
         response = self.url_open(URL)
         self.assertEqual(response.status_code, 200, response.text[:500])
@@ -89,6 +90,13 @@ class TestOpenApi(HttpCase):
         self.assertEqual(set(paths["/bj_api_sync/v1/partners/{record_id}"]) - {"parameters"},
                          {"get", "put", "delete"})
         self.assertEqual(set(paths["/bj_api_sync/v1/public"]), {"get"})
+        # 429 is documented where a Rate Limit is set
+        for path in ("/bj_api_sync/v1/partners", "/bj_api_sync/v1/partners/{record_id}"):
+            for method, operation in paths[path].items():
+                if method != "parameters":
+                    self.assertIn("429", operation["responses"], method + " " + path)
+        self.assertNotIn("429", paths["/bj_api_sync/v1/public"]["get"]["responses"])
+        self.assertIn("TooManyRequests", document["components"]["responses"])
         self.assertNotIn("/bj_api_sync/v1/rich-contacts/{record_id}", [p for p in paths if "post" in paths[p]])
         # security schemes per auth type, and per required header
         schemes = document["components"]["securitySchemes"]

@@ -369,6 +369,12 @@ def child_setup(args, sink):
         noop = automation.copy({"name": "bench no-op rule", "active": False})
         noop.action_server_ids.write({"code": "pass"})
         ids["automation_noop"] = noop.id
+        # The same rule on an Immediate configuration: what a save costs when it sends at once.
+        rule_now = out_config(env, sink, "bench rule immediate", trigger_model="base.automation")
+        rule_now.action_create_trigger()
+        immediate_rule = env["base.automation"].browse(rule_now.trigger_action_id)
+        immediate_rule.active = False
+        ids["automation_immediate"] = immediate_rule.id
         cr.commit()
     ids["setup_seconds"] = time.perf_counter() - started
     return ids
@@ -537,21 +543,24 @@ def child_outbound(args, sink, ids):
             return 1
 
         noop = env["base.automation"].browse(ids["automation_noop"])
+        immediate_rule = env["base.automation"].browse(ids["automation_immediate"])
 
         def phase(active):
-            automation.active = active is automation
-            noop.active = active is noop
+            for rule_record in (automation, noop, immediate_rule):
+                rule_record.active = active is rule_record
             cr.commit()
 
         # Toggling a rule re-registers hooks: phases, not per-unit interleaving. The phases'
         # order turns from round to round.
         rule = Contender("rule", "partner write + queued automation rule", None)
         idle = Contender("noop", "partner write + the same rule doing nothing", None)
+        now = Contender("rule_now", "partner write + the rule on an Immediate config", None)
         plain = Contender("plain", "partner write, no rule", None, True)
-        phases = [(rule, automation), (idle, noop), (plain, None)]
+        phases = [(rule, automation), (idle, noop), (now, immediate_rule), (plain, None)]
         jobs_before = Job.search_count([("config_id", "=", configs["rule_config"].id)])
         for rnd in range(args.rounds):
-            for contender, active in phases[rnd % 3:] + phases[: rnd % 3]:
+            turn = rnd % len(phases)
+            for contender, active in phases[turn:] + phases[:turn]:
                 phase(active)
                 contender.fn = lambda p, _r, tag=contender.key, rnd=rnd: write(p, rnd, tag)
                 duel([contender], lambda _r: list(writes), 1, peak)  # one more round of this contender
@@ -562,7 +571,8 @@ def child_outbound(args, sink, ids):
         # leave no pending job behind for a later drain
         cr.execute("UPDATE bj_api_sync_job SET state = 'cancelled' WHERE state = 'pending'")
         cr.commit()
-        rows += rows_of("enqueue overhead on a partner write", [rule, idle, plain], len(writes), "plain", "per write")
+        rows += rows_of("enqueue overhead on a partner write", [rule, idle, now, plain], len(writes), "plain",
+                        "per write")
         extra["log_rows"] = env["bj.api.log"].search_count([])
     return {"rows": rows, "extra": extra}
 

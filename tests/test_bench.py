@@ -28,7 +28,7 @@ SCENARIOS = {
     "outbound push per record": ("single", "single_nolog", "webhook"),
     "outbound push, 100 records per call": ("batched", "batched_nolog", "bulk", "bulk_nolog", "webhook"),
     "queued delivery (outbox)": ("drain", "immediate"),
-    "enqueue overhead on a partner write": ("rule", "noop", "plain"),
+    "enqueue overhead on a partner write": ("rule", "noop", "rule_now", "plain"),
 }
 
 

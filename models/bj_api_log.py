@@ -85,7 +85,7 @@ class BjApiLog(models.Model):
 
     @api.model
     def _normalize_vals(self, vals):
-        """Bodies truncated; BJET's keys mapped, unknown keys dropped (in place)."""
+        """Bodies truncated, NUL characters replaced; BJET's keys mapped, unknown keys dropped (in place)."""
         for key in ("request_data", "response_data"):
             if key in vals:
                 vals[key] = truncate_body(vals[key])
@@ -98,6 +98,11 @@ class BjApiLog(models.Model):
             vals["duration_ms"] = int(float(vals["duration"] or 0) * 1000)
         for key in [k for k in vals if k not in self._fields or k == "id"]:
             vals.pop(key)
+        for key, value in vals.items():
+            if isinstance(value, str) and "\x00" in value:
+                # PostgreSQL text cannot hold NUL: a remote's binary answer must not lose the log row
+                # (nor the caller's transaction with it).
+                vals[key] = value.replace("\x00", "\ufffd")
         return vals
 
     @api.model

@@ -376,6 +376,22 @@ class TestOutbound(BjCase):
         sent = self.logs(config).filtered(lambda log: log.status == "success")
         self.assertEqual(sent.script_messages.count("try %s" % self.p1.name), 1)
 
+    def test_a_response_with_nul_bytes_is_logged_not_fatal(self):
+        # PostgreSQL text cannot hold NUL: the log row must not fail (and the caller's save with it)
+        self.sink.responder = lambda received: (200, b"ok\x00binary\x00", {"X-Trace": "abc"})
+        config = self.out_config()
+        result = config._make_outbound_http_request(self.p1, config.id)
+        self.assertTrue(result.success)
+        log = self.logs(config)
+        self.assertEqual(log.status, "success")
+        self.assertEqual(log.response_data, "ok\ufffdbinary\ufffd")
+        # an error answer too
+        self.sink.responder = lambda received: (500, b"down\x00")
+        config = self.out_config(max_retries=0)
+        result = config._make_outbound_http_request(self.p1, config.id)
+        self.assertFalse(result.success)
+        self.assertEqual((self.logs(config).status, self.logs(config).response_data), ("error", "down\ufffd"))
+
     def test_failed_request_does_not_stop_the_others(self):
         def respond(received):
             return (503, "down") if received.json()["name"] == "Bob" else (200, {"id": 1})
@@ -494,6 +510,12 @@ class TestOutbound(BjCase):
         self.assertEqual(self.logs(config).status, "error")
         self.assertIn("[1]", self.logs(config).error_message)
         self.assertEqual(len(self.Partner.search([("ref", "in", ["B1", "B2", "B3"])])), 2)
+        # a NUL character (JSON "\u0000") cannot be stored: that item fails, named, the others are kept
+        items = [{"code": "N1", "name": "Nul\u0000led"}, {"code": "N2", "name": "Clean"}]
+        self.sink.responder = lambda received: (200, items)
+        result = config._make_outbound_http_request(config_id_ref=config.id)
+        self.assertEqual((result.created, result.failed), (1, 1))
+        self.assertEqual(self.Partner.search([("ref", "in", ["N1", "N2"])]).mapped("name"), ["Clean"])
 
     # ------------------------------------------------------------------ scheduled sync & bindings
     def test_cron_sync_skips_unchanged_records(self):

@@ -719,12 +719,9 @@ class _Call:
         """Domain, limit and offset from the query string; unknown keys are refused."""
         cfg = self.config
         domain = list(cfg.with_env(cfg.env(user=config.env.uid, su=True))._get_filter_domain())
-        filters = {}
-        for param in cfg.param_ids:
-            filters[param.key] = (param.field_id, param.operator)
-        for line in cfg.line_ids:
-            if line.value_type == "plain" and line.api_key and line.api_key not in filters:
-                filters[line.api_key] = (line.field_id, "=")
+        # Parameters rows and Plain lines are read only when the query has more than limit/offset
+        # (plain pagination, the usual list call, spares their three queries).
+        filters = self._query_filters() if any(key not in ("limit", "offset") for key, _raw in self.query) else {}
         default_limit = cfg.page_size if cfg.is_paginated and cfg.page_size else cfg.limit
         limit, offset = default_limit, 0
         seen = set()
@@ -753,6 +750,16 @@ class _Call:
         if cfg.limit and (not limit or limit > cfg.limit):
             limit = cfg.limit
         return domain, limit, offset
+
+    def _query_filters(self):
+        """``{query key: (field, operator)}``: Parameters rows, then Plain lines as equality filters."""
+        filters = {}
+        for param in self.config.param_ids:
+            filters[param.key] = (param.field_id, param.operator)
+        for line in self.config.line_ids:
+            if line.value_type == "plain" and line.api_key and line.api_key not in filters:
+                filters[line.api_key] = (line.field_id, "=")
+        return filters
 
     def _page_url(self, limit, offset):
         parts = urlsplit(self.url)

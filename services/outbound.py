@@ -657,8 +657,8 @@ class Sender:
         hashes = request.hashes or [payload_hash(p) for p in request.payloads]
         for rid, digest, obj in zip(request.res_ids, hashes, objects):
             external = obj.get(key) if key and isinstance(obj, dict) else None
-            if isinstance(external, (dict, list)) or external is False:
-                external = None
+            if isinstance(external, (dict, list)) or external is False or "\x00" in str(external):
+                external = None  # not an identifier (NUL: PostgreSQL text cannot even store it)
             self.bindings[rid] = (None if external is None else str(external), digest)
 
     def fail(self, failure, method=None, url=None, status="error"):

@@ -385,6 +385,13 @@ class TestOutbound(BjCase):
         log = self.logs(config)
         self.assertEqual(log.status, "success")
         self.assertEqual(log.response_data, "ok\ufffdbinary\ufffd")
+        # an identifier with NUL in the answer is no identifier: the binding keeps none
+        self.sink.responder = lambda received: (201, {"id": "ext\u0000id"})
+        result = config._make_outbound_http_request(self.p2, config.id)
+        self.assertTrue(result.success)
+        binding = self.env["bj.api.sync.binding"].search([("config_id", "=", config.id), ("res_id", "=", self.p2.id)])
+        self.assertTrue(binding)
+        self.assertFalse(binding.external_id)
         # an error answer too
         self.sink.responder = lambda received: (500, b"down\x00")
         config = self.out_config(max_retries=0)

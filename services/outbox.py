@@ -187,17 +187,18 @@ def claim(env, limit, commit=None):
     """Claim up to ``limit`` due jobs for this worker and commit the claim."""
     env.flush_all()  # the claim is SQL: pending ORM writes (states, attempts) must be visible to it
     if _committing(commit):
-        # A queue claim wants READ COMMITTED: with SKIP LOCKED it then never conflicts with
-        # rows other workers claimed after our snapshot (REPEATABLE READ would raise).
         env.cr.commit()
-        env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-    # The planner's cost estimate of the NULL-safe ordering probe grows with the queue (about
-    # 800,000 with 10,000 pending jobs once analyzed), far above jit_above_cost: PostgreSQL
-    # then JIT-compiles every claim, 300 ms for a statement that runs in 3 ms.
-    env.cr.execute("SET LOCAL jit = off")
-    now = fields.Datetime.now()
-    params = {"limit": limit, "probe_ids": _probe_job_ids(env), "now": now, "uid": env.uid}
     for _try in range(5):
+        if _committing(commit):
+            # A queue claim wants READ COMMITTED: with SKIP LOCKED it then never conflicts with
+            # rows other workers claimed after our snapshot (REPEATABLE READ would raise).
+            env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        # The planner's cost estimate of the NULL-safe ordering probe grows with the queue (about
+        # 800,000 with 10,000 pending jobs once analyzed), far above jit_above_cost: PostgreSQL
+        # then JIT-compiles every claim, 300 ms for a statement that runs in 3 ms.
+        env.cr.execute("SET LOCAL jit = off")
+        now = fields.Datetime.now()
+        params = {"limit": limit, "probe_ids": _probe_job_ids(env), "now": now, "uid": env.uid}
         try:
             with env.cr.savepoint(flush=False):
                 env.cr.execute(CLAIM_AND_MARK_SQL, params)

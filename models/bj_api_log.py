@@ -85,7 +85,7 @@ class BjApiLog(models.Model):
 
     @api.model
     def _normalize_vals(self, vals):
-        """Bodies truncated, NUL characters replaced; BJET's keys mapped, unknown keys dropped (in place)."""
+        """Bodies truncated, NUL characters spelled out; BJET's keys mapped, unknown keys dropped (in place)."""
         for key in ("request_data", "response_data"):
             if key in vals:
                 vals[key] = truncate_body(vals[key])
@@ -100,9 +100,9 @@ class BjApiLog(models.Model):
             vals.pop(key)
         for key, value in vals.items():
             if isinstance(value, str) and "\x00" in value:
-                # PostgreSQL text cannot hold NUL: a remote's binary answer must not lose the log row
-                # (nor the caller's transaction with it).
-                vals[key] = value.replace("\x00", "\ufffd")
+                # PostgreSQL text cannot hold NUL: spelled out, so that a client's NUL or a remote's
+                # binary answer neither loses the log row nor fails the caller's transaction.
+                vals[key] = value.replace("\x00", "\\u0000")
         return vals
 
     @api.model

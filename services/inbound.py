@@ -791,21 +791,21 @@ class _Call:
                 error_message = "%s\n\n%s" % (error_message, self.error_details)
         vals = {
             # name and company given here spare the log's stored computes a SELECT and an UPDATE
-            "name": ("%s %s" % (self.method, _loggable(self.url)))[:1000],
+            "name": ("%s %s" % (self.method, self.url))[:1000],
             "company_id": config.company_id.id if config else False,
             "config_id": config.id if config else False,
             "direction": "in",
             "method": self.method,
-            "url": _loggable(self.url),
-            "request_headers": _loggable("\n".join(
+            "url": self.url,
+            "request_headers": "\n".join(
                 "%s: %s" % item for item in redact_headers(self.raw_headers, secret_names).items()
-            )),
-            "request_data": _loggable(_log_text(self.body)) if log_payloads else False,
+            ),
+            "request_data": _log_text(self.body) if log_payloads else False,
             "response_code": self.status,
-            "response_data": _loggable(body, unicode=self.status >= 400) if log_payloads else False,
+            "response_data": (_without_surrogates(body) if self.status >= 400 else body) if log_payloads else False,
             "status": "success" if self.status < 400 else "error",
-            "error_message": _loggable(error_message, unicode=True),
-            "script_messages": _loggable("\n".join(self.script_messages), unicode=True) or False,
+            "error_message": _without_surrogates(error_message),
+            "script_messages": _without_surrogates("\n".join(self.script_messages)) or False,
             "res_model": self.res_model or False,
             "res_ids": ",".join(str(i) for i in self.res_ids) or False,
             "duration_ms": int((time.monotonic() - self.started) * 1000),
@@ -871,19 +871,16 @@ def _log_text(body):
     return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
 
 
-def _loggable(text, unicode=False):
-    """``text`` as PostgreSQL can store it: NUL bytes spelled out and, with ``unicode``, lone
-    surrogates too (a client's JSON escape quoted in an error message; bodies and headers read
-    from bytes cannot have any)."""
+def _without_surrogates(text):
+    """``text`` with lone surrogates spelled out, as PostgreSQL can store it (a client's JSON
+    escape quoted in an error message; bodies and headers read from bytes cannot have any).
+    NUL characters are the log model's business (``bj.api.log._normalize_vals``)."""
     if not isinstance(text, str):
         return text
-    if "\x00" in text:
-        text = text.replace("\x00", "\\u0000")
-    if unicode:
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 

@@ -384,7 +384,7 @@ class TestOutbound(BjCase):
         self.assertTrue(result.success)
         log = self.logs(config)
         self.assertEqual(log.status, "success")
-        self.assertEqual(log.response_data, "ok\ufffdbinary\ufffd")
+        self.assertEqual(log.response_data, "ok\\u0000binary\\u0000")
         # an identifier with NUL in the answer is no identifier: the binding keeps none
         self.sink.responder = lambda received: (201, {"id": "ext\u0000id"})
         result = config._make_outbound_http_request(self.p2, config.id)
@@ -397,7 +397,7 @@ class TestOutbound(BjCase):
         config = self.out_config(max_retries=0)
         result = config._make_outbound_http_request(self.p1, config.id)
         self.assertFalse(result.success)
-        self.assertEqual((self.logs(config).status, self.logs(config).response_data), ("error", "down\ufffd"))
+        self.assertEqual((self.logs(config).status, self.logs(config).response_data), ("error", "down\\u0000"))
 
     def test_failed_request_does_not_stop_the_others(self):
         def respond(received):

@@ -231,7 +231,8 @@ def ensure_partners(env, count, prefix):
     return Partner.search(domain, order="id", limit=count)
 
 
-def make_config(env, sink, name, paginated, log_payloads=True):
+def make_config(env, sink, name, paginated=False, log_payloads=True, **vals):
+    """An Out configuration of the bench partners to the sink (``vals`` override the defaults)."""
     from odoo import Command  # noqa: PLC0415
 
     Config = env["bj.api.sync.config"].with_context(active_test=False)
@@ -240,29 +241,29 @@ def make_config(env, sink, name, paginated, log_payloads=True):
     line = lambda fname, key, **kw: Command.create(  # noqa: E731
         dict({"field_id": field("res.partner", fname).id, "value_type": "plain", "api_key": key}, **kw)
     )
-    return Config.create(
-        {
-            "name": name,
-            "request_type": "out",
-            "url": sink.url("/partners"),
-            "model_id": env.ref("base.model_res_partner").id,
-            "http_method_ids": [Command.set(env["bj.http.method"].search([("name", "=", "POST")]).ids)],
-            "auth_type": "none",
-            "is_paginated": paginated,
-            "page_size": 100,
-            "limit": 0,
-            "log_payloads": log_payloads,
-            "retry_backoff": 0,
-            "filter_domain": "[('email', '=like', '%%%s')]" % PARTNER_TAG,
-            "line_ids": [
-                line("id", "id", is_record_identifier=True, sequence=1),
-                line("name", "name", sequence=2),
-                line("email", "email", sequence=3),
-                line("phone", "phone", sequence=4),
-                line("city", "city", sequence=5),
-            ],
-        }
-    )
+    values = {
+        "name": name,
+        "request_type": "out",
+        "url": sink.url("/partners"),
+        "model_id": env.ref("base.model_res_partner").id,
+        "http_method_ids": [Command.set(env["bj.http.method"].search([("name", "=", "POST")]).ids)],
+        "auth_type": "none",
+        "is_paginated": paginated,
+        "page_size": 100,
+        "limit": 0,
+        "log_payloads": log_payloads,
+        "retry_backoff": 0,
+        "filter_domain": "[('email', '=like', '%%%s')]" % PARTNER_TAG,
+        "line_ids": [
+            line("id", "id", is_record_identifier=True, sequence=1),
+            line("name", "name", sequence=2),
+            line("email", "email", sequence=3),
+            line("phone", "phone", sequence=4),
+            line("city", "city", sequence=5),
+        ],
+    }
+    values.update(vals)
+    return Config.create(values)
 
 
 def timed(label, sink, fn, records):

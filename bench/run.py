@@ -66,7 +66,7 @@ import bench_outbound  # noqa: E402 - the HTTP sink, env.sh loading, registry op
 
 TOKEN = "bench-token"
 ENDPOINT = "bench-partners"
-TAG = "@bj-bench.test"
+TAG = bench_outbound.PARTNER_TAG  # the bench partners' e-mail suffix
 PREFIXES = {"push": "p", "outbox": "q", "rule": "w", "cron": "c"}
 
 
@@ -273,37 +273,9 @@ def bench_partners(env, prefix, count):
 
 
 def out_config(env, sink, name, **vals):
-    from odoo import Command  # noqa: PLC0415
-
-    Config = env["bj.api.sync.config"].with_context(active_test=False)
-    Config.search([("name", "=", name)]).unlink()
-    field = env["ir.model.fields"]._get
-    line = lambda fname, key, **kw: Command.create(  # noqa: E731
-        dict({"field_id": field("res.partner", fname).id, "value_type": "plain", "api_key": key}, **kw)
-    )
-    values = {
-        "name": name,
-        "request_type": "out",
-        "url": sink.url("/partners"),
-        "model_id": env.ref("base.model_res_partner").id,
-        "http_method_ids": [Command.set(env["bj.http.method"].search([("name", "=", "POST")]).ids)],
-        "auth_type": "bearer",
-        "bearer_token": "sink-token",
-        "is_paginated": False,
-        "page_size": 100,
-        "limit": 0,
-        "retry_backoff": 0,
-        "filter_domain": "[('email', '=like', '%%%s')]" % TAG,
-        "line_ids": [
-            line("id", "id", is_record_identifier=True, sequence=1),
-            line("name", "name", sequence=2),
-            line("email", "email", sequence=3),
-            line("phone", "phone", sequence=4),
-            line("city", "city", sequence=5),
-        ],
-    }
-    values.update(vals)
-    return Config.create(values)
+    """``bench_outbound.make_config`` with a Bearer token (the headers every real call carries)."""
+    vals = dict({"auth_type": "bearer", "bearer_token": "sink-token"}, **vals)
+    return bench_outbound.make_config(env, sink, name, **vals)
 
 
 def child_setup(args, sink):

@@ -212,31 +212,32 @@ class TestI18n(HttpCase):
                          "Метод DELETE не дозволений на цьому ендпоінті. Дозволені: GET, HEAD")
         self.assertEqual(headers["Allow"], "GET, HEAD, OPTIONS")
 
+    def _call(self, method, path, headers=None, body=None):
+        """A real request to the API; returns (status, JSON body)."""
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        response = self.opener.request(method, self.base_url() + API + path, headers=headers,
+                                       data=json.dumps(body) if body is not None else None, timeout=60)
+        return response.status_code, response.json()
+
     @mute_logger("odoo.http")
     def test_api_messages_http(self):
         """Over HTTP the messages follow Accept-Language (Odoo's request language); inside the
         execution they follow the Run As user's language."""
-        def call(method, path, headers=None, body=None):
-            headers = dict(headers or {})
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-            response = self.opener.request(method, self.base_url() + API + path, headers=headers,
-                                           data=json.dumps(body) if body is not None else None, timeout=60)
-            return response.status_code, response.json()
-
-        self.assertEqual(call("GET", "/i18n-missing", {"Accept-Language": "uk-UA,uk;q=0.9"}),
+        self.assertEqual(self._call("GET", "/i18n-missing", {"Accept-Language": "uk-UA,uk;q=0.9"}),
                          (404, {"message": "Ендпоінт не знайдено", "status_code": 404}))
-        self.assertEqual(call("GET", "/i18n-missing", {"Accept-Language": "uk"})[1]["message"], "Ендпоінт не знайдено")
-        self.assertEqual(call("GET", "/i18n-missing")[1]["message"], "Endpoint not found")
+        self.assertEqual(self._call("GET", "/i18n-missing", {"Accept-Language": "uk"})[1]["message"], "Ендпоінт не знайдено")
+        self.assertEqual(self._call("GET", "/i18n-missing")[1]["message"], "Endpoint not found")
         self._in_config("i18n-http")
-        status, body = call("POST", "/i18n-http", {"Accept-Language": "uk-UA"}, body={"name": "x"})
+        status, body = self._call("POST", "/i18n-http", {"Accept-Language": "uk-UA"}, body={"name": "x"})
         self.assertEqual(status, 405)
         self.assertEqual(body["message"], "Метод POST не дозволений на цьому ендпоінті. Дозволені: GET, HEAD")
         # The Run As user speaks Ukrainian: errors of the work itself come in Ukrainian.
         user = new_test_user(self.env, "bj_i18n_run_as", groups="base.group_user,base.group_partner_manager",
                              lang=UK)
         self._in_config("i18n-run-as", methods=("GET", "POST"), user_id=user.id)
-        status, body = call("POST", "/i18n-run-as", body={"email": "no-name@example.com"})
+        status, body = self._call("POST", "/i18n-run-as", body={"email": "no-name@example.com"})
         self.assertEqual(status, 400)
         self.assertEqual(body["error"], "Відсутній обов'язковий ключ «name»")
 
@@ -244,14 +245,6 @@ class TestI18n(HttpCase):
     def test_lib_messages_http(self):
         """Messages made by lib/ (value types, query values, HMAC signatures), which has no
         database, reach the client in the request's or the Run As user's language."""
-        def call(method, path, headers=None, body=None):
-            headers = dict(headers or {})
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-            response = self.opener.request(method, self.base_url() + API + path, headers=headers,
-                                           data=json.dumps(body) if body is not None else None, timeout=60)
-            return response.status_code, response.json()
-
         user = new_test_user(self.env, "bj_i18n_lib", groups="base.group_user,base.group_partner_manager", lang=UK)
         field = self.env["ir.model.fields"]._get
         self._in_config(
@@ -261,20 +254,20 @@ class TestI18n(HttpCase):
         name_line = self.env["bj.api.sync.config"].search([("endpoint", "=", "i18n-lib")]).line_ids.filtered(
             lambda line: line.api_key == "name")
         # from_json: a wrong type (nested Msg: the reason and the description of the value)
-        self.assertEqual(call("POST", "/i18n-lib", body={"name": 12}), (400, {
+        self.assertEqual(self._call("POST", "/i18n-lib", body={"name": 12}), (400, {
             "error": "Поле «name»: очікувався рядок, отримано число 12", "line_id": name_line.id, "status_code": 400,
         }))
         # the identifier (URL) through the same conversion
-        status, body = call("GET", "/i18n-lib/abc")
+        status, body = self._call("GET", "/i18n-lib/abc")
         self.assertEqual((status, body["error"]),
                          (400, "Поле «id»: очікувалося ціле число, отримано рядок «abc»"))
         # parse_query_value: read before the Run As user takes over, in the request's language
-        status, body = call("GET", "/i18n-lib?color=red", {"Accept-Language": "uk-UA"})
+        status, body = self._call("GET", "/i18n-lib?color=red", {"Accept-Language": "uk-UA"})
         self.assertEqual((status, body["message"]),
                          (400, "Параметр запиту «color»: очікувалося ціле число, отримано рядок «red»"))
         # English for an English Run As user, word for word as before
         self._in_config("i18n-lib-en", methods=("GET", "POST"), user_id=self.env.ref("base.user_admin").id)
-        self.assertEqual(call("POST", "/i18n-lib-en", body={"name": 12})[1]["error"],
+        self.assertEqual(self._call("POST", "/i18n-lib-en", body={"name": 12})[1]["error"],
                          "Field 'name': expected a string, got number 12")
         # signing.verify: refused before the Run As user, in the request's language
         self._in_config("i18n-hmac", auth_type="hmac", hmac_secret="whsec_" + "QUJD" * 8)
@@ -286,9 +279,9 @@ class TestI18n(HttpCase):
              "Мітка часу вебхука надто стара"),
         ):
             with self.subTest(headers=headers):
-                status, body = call("GET", "/i18n-hmac", dict(headers, **{"Accept-Language": "uk-UA"}))
+                status, body = self._call("GET", "/i18n-hmac", dict(headers, **{"Accept-Language": "uk-UA"}))
                 self.assertEqual(status, 401)
                 self.assertTrue(body["message"].startswith(message), body["message"])
-        status, body = call("GET", "/i18n-hmac", {"webhook-id": "m1", "webhook-timestamp": "soon",
+        status, body = self._call("GET", "/i18n-hmac", {"webhook-id": "m1", "webhook-timestamp": "soon",
                                                   "webhook-signature": "v1,x"})
         self.assertEqual(body["message"], "Invalid webhook-timestamp header: not an integer number of seconds.")

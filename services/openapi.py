@@ -213,7 +213,7 @@ class _Builder:
     # ---------------------------------------------------------------- paths
     def add_config(self, config):
         name = self.record_schemas(config)
-        methods = set(config.http_method_ids.mapped(lambda m: (m.name or "").upper()))
+        methods = set(config._get_http_methods())
         security = self.security(config)
         ref = {"$ref": "#/components/schemas/%s" % name}
         create_ref = {"$ref": "#/components/schemas/%s.create" % name}
@@ -404,7 +404,7 @@ def dumps(document):
 def curl_command(config):
     """A ready ``curl`` call of the endpoint; credentials appear as placeholders only."""
     url = config.full_url or "%s/%s" % (API_PREFIX, config.endpoint or "")
-    methods = set(config.http_method_ids.mapped(lambda m: (m.name or "").upper()))
+    methods = set(config._get_http_methods())
     parts = ["curl", "-i"]
     body = None
     if "GET" in methods or not methods:

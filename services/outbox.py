@@ -3,9 +3,10 @@
 Jobs are rows of ``bj.api.sync.job`` written in the caller's transaction (a rollback
 leaves nothing to send). The worker claims due jobs with ``FOR UPDATE SKIP LOCKED``,
 marks them running and commits before sending, so two workers never send the same job;
-it commits again after the batch (or every second for a slow remote). A job that stays ``running`` past the stale timeout
-(crashed worker) goes back to pending. Jobs of one config and one record set are sent
-in creation order: a later job waits while an earlier one is not done or cancelled.
+it commits again after the batch (or every second for a slow remote). A job that stays
+``running`` past the stale timeout (crashed worker) goes back to pending. Jobs of one
+config and one record set are sent in creation order: a later job waits while an earlier
+one is not done or cancelled.
 """
 
 import logging

@@ -346,7 +346,7 @@ def _event_vals(config, status, message, res_ids, code=0, method=None, url=None)
         "config_id": config.id,
         "company_id": config.company_id.id,
         "direction": "out",
-        "method": method or (config._get_http_method() if config.http_method_ids else False),
+        "method": method or (config._get_http_method() if config.method_names else False),
         "url": url or config.url,
         "response_code": code,
         "status": status,

@@ -329,14 +329,14 @@ def bench_push(odoo, registry, sink, count):
         results["single"] = timed("bj_api_sync per-record", sink, push(single), count)[0]
         results["quiet"] = timed("bj_api_sync per-record, log_payloads off", sink, push(quiet), count)[0]
         # Same per-record run with attempt logs dropped (bench only): the whole cost of logging.
-        from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+        from odoo.addons.bj_api_sync.services import sender  # noqa: PLC0415
 
-        original_flush = outbound._LogBuffer.flush
-        outbound._LogBuffer.flush = lambda self: self.pending.clear()
+        original_flush = sender.LogBuffer.flush
+        sender.LogBuffer.flush = lambda self: self.pending.clear()
         try:
             results["nolog"] = timed("bj_api_sync per-record, no log rows at all", sink, push(quiet), count)[0]
         finally:
-            outbound._LogBuffer.flush = original_flush
+            sender.LogBuffer.flush = original_flush
         results["webhook"] = timed("Odoo 'Send Webhook Notification' per record", sink, odoo_webhook, count)[0]
         logs = env["bj.api.log"].search_count([("config_id", "in", (batched | single | quiet).ids)])
         print("  (%d log rows written by the three bj_api_sync runs)" % logs)
@@ -353,7 +353,7 @@ def bench_cron(odoo, registry, sink, count):
         env["bj.api.sync.binding"].search([("config_id", "=", config.id)]).unlink()
         cr.commit()
         env.invalidate_all()
-        from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+        from odoo.addons.bj_api_sync.services import push  # noqa: PLC0415
 
         print("\n[bench] cron_sync over %d partners (commit per batch, fresh process)" % count, flush=True)
         base = rss_kib()
@@ -361,7 +361,7 @@ def bench_cron(odoo, registry, sink, count):
         rate, result, _stats = timed(
             "cron_sync first run (all sent)",
             sink,
-            lambda: outbound.cron_sync(config.with_context(bj_api_sync_commit=True)),
+            lambda: push.cron_sync(config.with_context(bj_api_sync_commit=True)),
             count,
         )
         peak = rss_kib("VmHWM")
@@ -376,7 +376,7 @@ def bench_cron(odoo, registry, sink, count):
         rate2, result2, _ = timed(
             "cron_sync second run (all unchanged, skipped)",
             sink,
-            lambda: outbound.cron_sync(config.with_context(bj_api_sync_commit=True)),
+            lambda: push.cron_sync(config.with_context(bj_api_sync_commit=True)),
             count,
         )
         print("  second run: sent %d, skipped %d" % (result2.sent, result2.skipped))

@@ -59,7 +59,7 @@ def main():
 
 def profile(registry, sink, operation, args):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
-    from odoo.addons.bj_api_sync.services import inbound, outbound, outbox  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import inbound, outbox, push  # noqa: PLC0415
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})

@@ -29,7 +29,7 @@ What it does, by itself:
      ``--outbox-jobs`` jobs  vs immediate delivery of the same records;
    * enqueue overhead: partner writes with a queued automation rule (made by Create
      Trigger)  vs the same writes without the rule;
-   * ``outbound.cron_sync`` over ``--cron-records`` records in a fresh process: wall time,
+   * ``push.cron_sync`` over ``--cron-records`` records in a fresh process: wall time,
      peak memory growth, and its rate against the batched push;
 
 4. prints one table (scenario, N, records/s, p50/p95 latency, peak RSS, ratio to the
@@ -356,9 +356,9 @@ class _NoLogs:
     """Within the block, attempt log rows are dropped instead of written (bench only)."""
 
     def __enter__(self):
-        from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+        from odoo.addons.bj_api_sync.services import sender  # noqa: PLC0415
 
-        self.cls = outbound._LogBuffer
+        self.cls = sender.LogBuffer
         self.flush = self.cls.flush
         self.cls.flush = lambda buffer: buffer.pending.clear()
 
@@ -371,7 +371,7 @@ def child_outbound(args, sink, ids):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
     _odoo, registry = child_env(args.db)
-    from odoo.addons.bj_api_sync.services import outbound, outbox  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import outbox, sender  # noqa: PLC0415
 
     peak = Peak(lambda: [os.getpid()])
     rows, extra = [], {}
@@ -443,7 +443,7 @@ def child_outbound(args, sink, ids):
         deliver_ms = []
         send_ms = []
 
-        original_deliver = outbound.JobDeliveries.__call__
+        original_deliver = outbox.JobDeliveries.__call__
 
         def timed_deliver(self, job, attempt=1):
             started = time.perf_counter()
@@ -461,16 +461,16 @@ def child_outbound(args, sink, ids):
                 raise RuntimeError("enqueue: %s jobs for %s records" % (len(result.job_ids), len(queue)))
 
         def drain(_unit, _rnd):
-            outbound.JobDeliveries.__call__ = timed_deliver
+            outbox.JobDeliveries.__call__ = timed_deliver
             try:
                 done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             finally:
-                outbound.JobDeliveries.__call__ = original_deliver
+                outbox.JobDeliveries.__call__ = original_deliver
             if done != len(queue):
                 raise RuntimeError("drain: %s jobs delivered out of %s" % (done, len(queue)))
             return done
 
-        original_send = outbound.Sender.send
+        original_send = sender.Sender.send
 
         def timed_send(self, request, max_retries=None):
             started = time.perf_counter()
@@ -480,11 +480,11 @@ def child_outbound(args, sink, ids):
                 send_ms.append((time.perf_counter() - started) * 1000)
 
         def immediate(_unit, _rnd):
-            outbound.Sender.send = timed_send
+            sender.Sender.send = timed_send
             try:
                 return send(configs["immediate"], queue)
             finally:
-                outbound.Sender.send = original_send
+                sender.Sender.send = original_send
 
         contenders = duel(
             [
@@ -554,7 +554,7 @@ def child_cron(args, sink, ids):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
     _odoo, registry = child_env(args.db)
-    from odoo.addons.bj_api_sync.services import outbound  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import push  # noqa: PLC0415
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -566,13 +566,13 @@ def child_cron(args, sink, ids):
         resettable = bench_outbound.reset_peak_rss()
         print("[bench] cron_sync over %d records" % args.cron_records, flush=True)
         started = time.perf_counter()
-        first = outbound.cron_sync(config)
+        first = push.cron_sync(config)
         seconds = time.perf_counter() - started
         peak = bench_outbound.rss_kib("VmHWM")
         cr.commit()
         env.invalidate_all()
         started = time.perf_counter()
-        second = outbound.cron_sync(config)
+        second = push.cron_sync(config)
         seconds_skip = time.perf_counter() - started
         if first.sent != args.cron_records or second.skipped != args.cron_records:
             raise RuntimeError("cron_sync: first run %s, second %s" % (dict(first, log_ids="..."),

@@ -3,7 +3,7 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.tools import SQL
 from odoo.modules import module as odoo_module
 
@@ -64,7 +64,12 @@ class BjApiLog(models.Model):
     def _compute_name(self):
         for log in self:
             if not log.name:
-                log.name = " ".join(filter(None, [log.method, log.url])) or log.config_id.name or _("Log")
+                log.name = self._name_for(log.method, log.url, log.config_id.name)
+
+    @api.model
+    def _name_for(self, method, url, config_name=None):
+        """The name rule of a log row: ``METHOD URL``, else the configuration's name."""
+        return " ".join(filter(None, [method, url])) or config_name or self.env._("Log")
 
     @api.depends("config_id.company_id")
     def _compute_company_id(self):
@@ -145,7 +150,7 @@ class BjApiLog(models.Model):
             if "company_id" not in vals:
                 vals["company_id"] = company_id or False
             if not vals.get("name"):
-                vals["name"] = " ".join(filter(None, [vals.get("method"), vals.get("url")])) or config_name or _("Log")
+                vals["name"] = self._name_for(vals.get("method"), vals.get("url"), config_name)
         now = SQL("(now() AT TIME ZONE 'UTC')")
         magic = {"create_uid": self.env.uid, "create_date": now, "write_uid": self.env.uid, "write_date": now}
         columns = sorted({name for vals in vals_list for name in vals} | set(magic))

@@ -9,7 +9,7 @@ from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
-from ..services import inbound, outbound
+from ..services import buttons, inbound, push, triggers
 
 _logger = logging.getLogger(__name__)
 
@@ -556,19 +556,19 @@ class BjApiSyncConfig(models.Model):
         self.ensure_one()
         if self.request_type == "in":
             return inbound.test_connection(self)
-        return outbound.test_connection(self)
+        return buttons.test_connection(self)
 
     def action_preview_payload(self):
         self.ensure_one()
-        return outbound.preview_payload(self)
+        return buttons.preview_payload(self)
 
     def action_create_trigger(self):
         self.ensure_one()
-        return outbound.create_trigger(self)
+        return triggers.create_trigger(self)
 
     def action_run_now(self):
         self.ensure_one()
-        return outbound.run_now(self)
+        return buttons.run_now(self)
 
     def action_download_openapi(self):
         self.ensure_one()
@@ -583,9 +583,9 @@ class BjApiSyncConfig(models.Model):
         ``config._make_outbound_http_request(records, config.id, timeout=60)``
         """
         config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
-        return outbound.make_outbound_request(config, record_ids, timeout=timeout, **kwargs)
+        return push.make_outbound_request(config, record_ids, timeout=timeout, **kwargs)
 
     @api.model
     def _cron_sync(self, config_id):
         """Scheduled sync of every matching record (the Create Trigger cron calls this)."""
-        return outbound.cron_sync(self._resolve_config(config_id))
+        return push.cron_sync(self._resolve_config(config_id))

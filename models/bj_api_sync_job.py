@@ -1,8 +1,14 @@
+import json
 import logging
 import uuid
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+
+from ..lib.api import BODY_METHODS
+from ..services import outbox
+from ..services.outbound_build import OutboundRequest
+from .bj_api_log import _pretty
 
 _logger = logging.getLogger(__name__)
 
@@ -83,10 +89,58 @@ class BjApiSyncJob(models.Model):
 
     @api.depends("payload")
     def _compute_payload_pretty(self):
-        from .bj_api_log import _pretty
-
         for job in self:
             job.payload_pretty = _pretty(job.payload)
+
+    # -- the job row of an OutboundRequest, and back ----------------------------
+
+    @api.model
+    def _vals_from_request(self, config, request):
+        """The row that stores ``request`` (no headers: secrets are never stored)."""
+        return {
+            "config_id": config.id,
+            "company_id": config.company_id.id,  # the related field's value: no UPDATE after the INSERT
+            "url": request.url,
+            "method": request.method,
+            "payload": request.body.decode("utf-8") if request.body is not None else None,
+            "res_model": request.res_model,
+            "res_ids": ",".join(str(i) for i in request.res_ids),
+            "payload_hashes": ",".join(request.hashes) if request.method in BODY_METHODS and request.hashes else None,
+            "idempotency_key": request.idempotency_key,
+        }
+
+    def _to_request(self, headers, method=None, url=None):
+        """The ``OutboundRequest`` this job sends, with the config's current ``headers``.
+
+        ``method`` and ``url``: the config's, for a job row written without them.
+        """
+        self.ensure_one()
+        res_ids = [int(i) for i in (self.res_ids or "").split(",") if i.strip()]
+        hashes = self.payload_hashes.split(",") if self.payload_hashes else []
+        payloads = []
+        if not hashes and self.payload and self.method in BODY_METHODS:
+            # a job queued before payload hashes were stored: its body is hashed again
+            try:
+                data = json.loads(self.payload)
+                payloads = data if isinstance(data, list) else [data]
+            except ValueError:
+                payloads = []
+        headers = dict(headers)
+        headers["Idempotency-Key"] = self.idempotency_key
+        return OutboundRequest(
+            method=self.method or method,
+            url=self.url or url,
+            headers=headers,
+            body=self.payload.encode("utf-8") if self.payload else None,
+            res_model=self.res_model,
+            res_ids=res_ids,
+            payloads=payloads if len(payloads) == len(res_ids) else [],
+            hashes=hashes if len(hashes) == len(res_ids) else [],
+            idempotency_key=self.idempotency_key,
+            job_id=self.id,
+        )
+
+    # -- buttons and crons -------------------------------------------------------
 
     def action_retry(self):
         retriable = self.filtered(lambda job: job.state in ("failed", "cancelled", "pending"))
@@ -127,6 +181,4 @@ class BjApiSyncJob(models.Model):
     @api.model
     def _cron_process_jobs(self):
         """Outbox worker entry point (the delivery logic lives in services.outbox)."""
-        from ..services import outbox
-
         return outbox.process_due_jobs(self.env)

@@ -7,6 +7,9 @@ it commits again after the batch (or every second for a slow remote). A job that
 ``running`` past the stale timeout (crashed worker) goes back to pending. Jobs of one
 config and one record set are sent in creation order: a later job waits while an earlier
 one is not done or cancelled.
+
+Queue side (``enqueue_records``, ``Queuer``) and worker side (``claim``,
+``process_due_jobs``, ``JobDeliveries``) live together: they share the job's life cycle.
 """
 
 import logging
@@ -17,12 +20,18 @@ from datetime import timedelta
 import psycopg2
 
 from odoo import fields
-from odoo.modules import module as odoo_module
+
+from ..lib.api import BODY_METHODS
+from . import circuit_breaker
+from .circuit_breaker import param_int
+from .client import parsed
+from .outbound_build import CHUNK_SIZE, build_requests, chunks, in_plan_scope, prepare
+from .sender import LogBuffer, Sender, SyncResult, event_vals, summary
+from .transaction import commit_async, may_commit
 
 _logger = logging.getLogger(__name__)
 
 STALE_MINUTES_PARAM = "bj_api_sync.job_stale_minutes"
-PROBE_MINUTES_PARAM = "bj_api_sync.probe_interval_minutes"
 DEFAULT_BATCH = 100
 DEFAULT_TIME_BUDGET = 50.0  # seconds per cron call; the cron is re-run at once while work remains
 COMMIT_INTERVAL = 1.0  # seconds: the longest a delivered job's state waits for its commit
@@ -71,30 +80,18 @@ CLAIM_AND_MARK_SQL = """
 """ % CLAIM_SQL
 
 
-def enqueue(config, requests):
-    """Write one pending job per prepared request; returns the jobs.
 
-    ``requests`` are dicts with url, method, body (str or None), res_model, res_ids
-    (list of ids) and idempotency_key.
-    """
+
+# --------------------------------------------------------------------------
+# Queue side: the caller's transaction
+# --------------------------------------------------------------------------
+
+
+def enqueue(config, requests):
+    """Write one pending job per ``OutboundRequest``; returns the jobs."""
     Job = config.env["bj.api.sync.job"].sudo()
-    requests = _without_duplicates(config, requests)
-    jobs = Job.create(
-        [
-            {
-                "config_id": config.id,
-                "company_id": config.company_id.id,  # the related field's value: no UPDATE after the INSERT
-                "url": req["url"],
-                "method": req["method"],
-                "payload": req.get("body"),
-                "res_model": req.get("res_model"),
-                "res_ids": ",".join(str(i) for i in req.get("res_ids") or []),
-                "payload_hashes": req.get("payload_hashes"),
-                "idempotency_key": req["idempotency_key"],
-            }
-            for req in requests
-        ]
-    )
+    vals_list = _without_duplicates(config, [Job._vals_from_request(config, request) for request in requests])
+    jobs = Job.create(vals_list)
     if jobs and not _worker_due(config.env):
         jobs._trigger_worker()
     return jobs
@@ -149,16 +146,111 @@ def _without_duplicates(config, requests):
     return kept
 
 
-def _param_int(env, key, default):
-    try:
-        return int(env["ir.config_parameter"].sudo().get_param(key, default))
-    except (TypeError, ValueError):
-        return default
+def _without_duplicates(config, vals_list):
+    """Drop a job whose record already waits in a pending job with the same body.
 
+    Automation rules fire several times in one save (once per recomputed field); the
+    remote needs the record's state once, not once per recompute.
+    """
+    pending = config.env["bj.api.sync.job"].sudo().search_fetch(
+        [
+            ("config_id", "=", config.id),
+            ("state", "=", "pending"),
+            ("attempts", "=", 0),
+            ("res_ids", "in", list({vals["res_ids"] for vals in vals_list})),
+        ],
+        ["res_model", "res_ids", "url", "method", "payload"],
+        order="id desc",
+    )
+    latest = {}
+    for job in pending:
+        latest.setdefault((job.res_model, job.res_ids, job.url, job.method), job.payload)
+    kept = []
+    for vals in vals_list:
+        key = (vals["res_model"], vals["res_ids"], vals["url"], vals["method"])
+        if key in latest and latest[key] == vals["payload"]:
+            continue
+        latest[key] = vals["payload"]
+        kept.append(vals)
+    return kept
+
+
+def queue_build(config, build, result, logs):
+    """Jobs for the requests of ``build``; its failures counted and logged. Returns the jobs."""
+    for failure in build.failures:
+        result.failed += len(failure.res_ids)
+        logs.extend([event_vals(config, "error", failure.message, failure.res_ids, failure.status)])
+    jobs = enqueue(config, build.requests)
+    result.sent += sum(len(request.res_ids) for request in build.requests)
+    return jobs
+
+
+def enqueue_records(config, records, selected):
+    """Queued delivery of a call: jobs in the caller's transaction, 202 at once."""
+    env = config.env
+    result = SyncResult(skipped=len(records) - len(selected), status_code=202)
+    jobs = env["bj.api.sync.job"]
+    logs = LogBuffer(env)
+    for chunk in chunks(selected, CHUNK_SIZE):
+        jobs |= queue_build(config, build_requests(config, chunk, headers={}), result, logs)
+    logs.flush()
+    result.log_ids = logs.ids
+    result.log_id = logs.ids[-1] if logs.ids else False
+    result.job_ids = jobs.ids
+    result.success = not result.failed
+    result.response = {"queued": len(jobs), "job_ids": jobs.ids}
+    result.message = env._("%(count)s job(s) queued for %(records)s record(s).", count=len(jobs), records=result.sent)
+    return result
+
+
+class Queuer:
+    """The scheduled sync of a queued config: jobs instead of requests, same interface as ``Sender``."""
+
+    def __init__(self, config, result):
+        self.config = config
+        self.env = config.env
+        self.result = result
+        self.logs = LogBuffer(self.env)
+
+    def push(self, records, skip_unchanged=False, max_records=None):
+        config = self.config
+        build = build_requests(config, records, headers={}, skip_unchanged=skip_unchanged, max_records=max_records)
+        self.result.skipped += len(build.skipped_ids)
+        jobs = queue_build(config, build, self.result, self.logs)
+        self.result.job_ids = self.result.job_ids + jobs.ids
+        # Bound now, so that the next scheduled run does not queue the same payloads again.
+        self.env["bj.api.sync.binding"]._upsert(
+            config,
+            {
+                rid: (None, digest)
+                for request in build.requests
+                for rid, digest in zip(request.res_ids, request.hashes, strict=True)
+            },
+        )
+        return build
+
+    def flush(self):
+        self.logs.flush()
+
+    def finish(self):
+        """Nothing was delivered: no circuit breaker to feed, only the result to complete."""
+        self.flush()
+        result = self.result
+        result.log_ids = list(self.logs.ids)
+        result.log_id = result.log_ids[-1] if result.log_ids else False
+        result.status_code = 202 if result.job_ids else 0
+        result.success = not result.failed
+        result.message = result.message or summary(self.env, result)
+        return result
+
+
+# --------------------------------------------------------------------------
+# Worker side: the cron
+# --------------------------------------------------------------------------
 
 def requeue_stale(env):
     """Jobs left running by a crashed worker go back to pending."""
-    minutes = _param_int(env, STALE_MINUTES_PARAM, 10)
+    minutes = param_int(env, STALE_MINUTES_PARAM, 10)
     limit = fields.Datetime.now() - timedelta(minutes=minutes)
     stale = env["bj.api.sync.job"].sudo().search([("state", "=", "running"), ("started_at", "<", limit)])
     if stale:
@@ -186,11 +278,12 @@ def _probe_job_ids(env):
 
 def claim(env, limit, commit=None):
     """Claim up to ``limit`` due jobs for this worker and commit the claim."""
+    committing = may_commit(env, commit, cron_only=False)
     env.flush_all()  # the claim is SQL: pending ORM writes (states, attempts) must be visible to it
-    if _committing(commit):
+    if committing:
         env.cr.commit()
     for _try in range(5):
-        if _committing(commit):
+        if committing:
             # A queue claim wants READ COMMITTED: with SKIP LOCKED it then never conflicts with
             # rows other workers claimed after our snapshot (REPEATABLE READ would raise).
             env.cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -207,7 +300,7 @@ def claim(env, limit, commit=None):
             break
         except psycopg2.errors.SerializationFailure:
             # Another worker claimed rows after our snapshot was taken: start a fresh one.
-            if not _committing(commit):
+            if not committing:
                 raise
             env.cr.rollback()
     else:
@@ -216,30 +309,20 @@ def claim(env, limit, commit=None):
         return env["bj.api.sync.job"]
     jobs = env["bj.api.sync.job"].sudo().browse(ids)
     jobs.invalidate_recordset(["state", "started_at", "write_uid", "write_date"])
-    if _committing(commit):
+    if committing:
         # The batch is committed after its attempts: their log rows go in that same
         # transaction (no separate cursor and commit; a job's log rows and its new state
         # are committed together).
         jobs = jobs.with_context(bj_api_sync_logs_in_transaction=True)
-    _commit(env, commit)
+    if committing:
+        commit_async(env)
     return jobs
 
 
-def _committing(commit=None):
-    """Commit claims and batches in production; under the test runner the test's transaction is shared."""
-    return commit if commit is not None else not odoo_module.current_test
-
-
 def _commit(env, commit=None):
-    """Commit without waiting for the WAL flush.
-
-    A claim or a batch's states lost to a database crash leave the jobs pending or running
-    (requeued as stale): they are sent again with the same Idempotency-Key. Jobs themselves
-    are written by the caller's own, durable, commit.
-    """
-    if _committing(commit):
-        env.cr.execute("SET LOCAL synchronous_commit TO OFF")
-        env.cr.commit()
+    """Commit claims and states without waiting for the WAL flush (``transaction.commit_async``)."""
+    if may_commit(env, commit, cron_only=False):
+        commit_async(env)
 
 
 def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, deliver=None, commit=None):
@@ -251,17 +334,15 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
     batch's jobs running: they are requeued as stale and sent again with the same
     Idempotency-Key (at-least-once delivery, as always).
     """
-    from . import outbound
-
     requeue_stale(env)
-    probe_immediate(env)
+    circuit_breaker.probe_immediate(env)
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < time_budget:
         jobs = claim(env, batch, commit)
         if not jobs:
             break
-        deliveries = outbound.JobDeliveries()
+        deliveries = JobDeliveries()
         succeeded = _Succeeded(jobs)
         committed_at = time.monotonic()
         for index, job in enumerate(jobs):
@@ -281,13 +362,6 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
     remaining = env["bj.api.sync.job"].sudo().search_count([("state", "=", "pending")])
     env["ir.cron"]._notify_progress(done=done, remaining=remaining if done else 0)
     return done
-
-
-def _may_send(config):
-    """False while paused, except for the circuit breaker's due probe."""
-    if not config.paused:
-        return True
-    return config.pause_reason == "circuit" and (config.next_probe_at or fields.Datetime.now()) <= fields.Datetime.now()
 
 
 class _Succeeded:
@@ -310,7 +384,7 @@ class _Succeeded:
 
 def _run_one(job, deliver, succeeded):
     config = job.config_id
-    if not _may_send(config):
+    if not circuit_breaker.may_send(config):
         job.write({"state": "pending"})  # the config paused while this batch was claimed
         return False
     attempt = job.attempts + 1
@@ -321,7 +395,7 @@ def _run_one(job, deliver, succeeded):
         outcome = {"ok": False, "status": 0, "error": "%s: %s" % (type(exc).__name__, exc), "retry_after": None}
     if outcome.get("ok"):
         succeeded.add(job, attempt, outcome.get("status"))
-        _record_success(config)
+        circuit_breaker.record_success(config)
         return True
     vals = {"attempts": attempt, "response_code": outcome.get("status") or 0}
     vals["last_error"] = outcome.get("error") or job.env._("HTTP status %s", outcome.get("status"))
@@ -333,7 +407,7 @@ def _run_one(job, deliver, succeeded):
         vals["state"] = "failed"
         job.write(vals)
         _notify_failed(job)
-    _record_failure(config, outcome.get("status"))
+    circuit_breaker.record_failure(config, outcome.get("status"))
     return False
 
 
@@ -360,110 +434,56 @@ def _notify_failed(job):
     )
 
 
-def _record_success(config):
-    config = config.sudo()
-    vals = {}
-    if config.consecutive_failures:
-        vals["consecutive_failures"] = 0
-    if config.paused and config.pause_reason == "circuit":
-        vals.update(paused=False, pause_reason=False, next_probe_at=False)
-        config.message_post(body=config.env._("A probe request succeeded: deliveries resumed."))
-    if vals:
-        config.write(vals)
+class JobDeliveries:
+    """The outbox worker's deliveries of one claimed batch of jobs.
 
-
-def record_outcomes(config, succeeded, failed, last_status=None):
-    """Circuit breaker for immediate delivery, in a transaction of its own.
-
-    Counting on the config row inside the user's transaction would make concurrent
-    saves contend on it (and a rollback would forget the failure).
+    One ``Sender`` per configuration for the whole batch: headers, secrets and the HTTP
+    method are read once, not once per job; log rows and bindings are written once, by
+    ``flush()``, in the transaction that commits the jobs' new states. Called once per
+    job attempt (the worker schedules the retries); returns
+    ``{'ok', 'status', 'error', 'retry_after', 'retryable'}``.
     """
-    if not (succeeded or failed) or (not failed and not config.consecutive_failures and not config.paused):
-        return
 
-    def apply(config):
-        if failed:
-            _record_failure(config, last_status, count=failed)
-        else:
-            _record_success(config)
+    def __init__(self):
+        self.senders = {}
 
-    if odoo_module.current_test or config.env.registry.in_test_mode():
-        apply(config.sudo())
-        return
-    with config.env.registry.cursor() as cr:
-        apply(config.with_env(config.env(cr=cr)).sudo())
+    @in_plan_scope
+    def _sender(self, job):
+        sender = self.senders.get(job.config_id.id)
+        if sender is None:
+            sender = self.senders[job.config_id.id] = Sender(prepare(job.config_id))
+        return sender
 
-
-def probe_immediate(env):
-    """Probe configs paused by the circuit breaker that have no queued job to probe with."""
-    from . import outbound
-
-    now = fields.Datetime.now()
-    configs = env["bj.api.sync.config"].sudo().search(
-        [("paused", "=", True), ("pause_reason", "=", "circuit"), ("next_probe_at", "<=", now),
-         ("delivery", "=", "immediate")]
-    )
-    for config in configs:
-        if env["bj.api.sync.job"].sudo().search_count([("config_id", "=", config.id), ("state", "=", "pending")]):
-            continue
-        try:
-            headers, _secrets = outbound.build_headers(config, body=False)
-            outcome = outbound.outbound_client(env).send(
-                "HEAD", config.url.split("{", 1)[0], headers=headers, max_retries=0,
-                timeout=(float(config.connect_timeout), float(config.read_timeout)),
-            )
-            reachable = outcome.status and outcome.status < 500 and outcome.status not in (408, 410, 429)
-        except Exception:  # noqa: BLE001 - a probe failing is the expected case
-            reachable = False
-        if reachable:
-            _record_success(config)
-        else:
-            _record_failure(config, None)
-
-
-def _record_failure(config, status, count=1):
-    """Circuit breaker: pause after max_consecutive_failures failures in a row, or at once on 410."""
-    config = config.sudo()
-    failures = config.consecutive_failures + count
-    vals = {"consecutive_failures": failures}
-    threshold = config.max_consecutive_failures
-    if config.paused and config.pause_reason == "circuit":
-        vals["next_probe_at"] = fields.Datetime.now() + timedelta(
-            minutes=_param_int(config.env, PROBE_MINUTES_PARAM, 5)
-        )
-    elif not config.paused and (status == 410 or (threshold and failures >= threshold)):
-        reason = (
-            config.env._("the remote answered 410 Gone")
-            if status == 410
-            else config.env._("%s failed deliveries in a row", failures)
-        )
-        pause(config, reason)
-        return
-    config.write(vals)
-
-
-def pause(config, reason):
-    """Pause a config by the circuit breaker, tell its responsible user."""
-    minutes = _param_int(config.env, PROBE_MINUTES_PARAM, 5)
-    config.write(
-        {
-            "paused": True,
-            "pause_reason": "circuit",
-            "consecutive_failures": max(config.consecutive_failures + 1, config.max_consecutive_failures),
-            "next_probe_at": fields.Datetime.now() + timedelta(minutes=minutes),
+    def __call__(self, job, attempt=1):
+        sender = self._sender(job)
+        config = sender.config
+        request = job._to_request(sender.headers, method=sender.method, url=config.url)
+        outcome, vals_list = sender.transmit(request, max_retries=0)
+        for vals in vals_list:
+            vals["attempt"] = attempt
+        sender.logs.extend(vals_list)
+        if outcome.ok and (request.hashes or request.payloads) and request.method in BODY_METHODS:
+            sender.remember_bindings(request, parsed(outcome))
+        last = outcome.attempts[-1] if outcome.attempts else None
+        return {
+            "ok": outcome.ok,
+            "status": outcome.status,
+            "error": outcome.error or (not outcome.ok and config.env._("HTTP status %s", outcome.status)) or False,
+            "retry_after": last.retry_after if last else None,
+            "retryable": bool(last.retryable) if last else True,
         }
-    )
-    message = config.env._(
-        "Deliveries paused: %(reason)s. Pending jobs wait; a probe is sent every %(minutes)s minutes "
-        "and deliveries resume when it succeeds, or press Resume.",
-        reason=reason,
-        minutes=minutes,
-    )
-    config.message_post(body=message, message_type="comment", subtype_xmlid="mail.mt_comment")
-    if config.responsible_id:
-        config.activity_schedule(
-            "mail.mail_activity_data_todo",
-            summary=config.env._("API deliveries paused"),
-            note=message,
-            user_id=config.responsible_id.id,
-        )
+
+    def flush(self):
+        """Write the batch's log rows and bindings (before the worker commits)."""
+        for sender in self.senders.values():
+            sender.flush()
+
+
+@in_plan_scope
+def deliver_job(job, attempt=1):
+    """One attempt of one queued job, its logs written at once (see ``JobDeliveries``)."""
+    deliveries = JobDeliveries()
+    try:
+        return deliveries(job, attempt=attempt)
+    finally:
+        deliveries.flush()

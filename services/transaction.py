@@ -40,12 +40,20 @@ def detached_env(env, isolation=None, synchronous=True):
         yield api.Environment(cr, env.uid, env.context)
 
 
-def may_commit(env, commit=None):
-    """Whether a long job may commit its batches: when asked, or in a real cron worker; never under tests."""
-    if under_test(env):
-        return False
+def may_commit(env, commit=None, cron_only=True):
+    """Whether long work may commit as it goes.
+
+    ``commit`` given: that. Under tests: never (the test owns the transaction). Else
+    the scheduled sync commits its batches only in a real cron worker (or when the
+    context asks, ``bj_api_sync_commit``), and the outbox worker (``cron_only=False``)
+    always: its claims must be committed before sending.
+    """
     if commit is not None:
         return bool(commit)
+    if under_test(env):
+        return False
+    if not cron_only:
+        return True
     return bool(env.context.get("cron_id") or env.context.get("bj_api_sync_commit"))
 
 

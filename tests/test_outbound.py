@@ -10,7 +10,7 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..lib import signing
-from ..services import outbound
+from ..services import outbox, push
 from .common import BjCase
 from .http_sink import HANG, HttpSink, free_port
 
@@ -480,7 +480,7 @@ class TestOutbound(BjCase):
             [(r.query["limit"], r.query["offset"]) for r in self.sink.requests[:3]],
             [("100", "0"), ("100", "100"), ("100", "200")],
         )
-        second = outbound.cron_sync(config)
+        second = push.cron_sync(config)
         self.assertEqual((second.created, second.updated), (0, 1000))
         pulled = self.Partner.search([("ref", "=like", "R%"), ("email", "=like", "r%@bj-out.test")])
         self.assertEqual(len(pulled), 1000)
@@ -527,24 +527,24 @@ class TestOutbound(BjCase):
     # ------------------------------------------------------------------ scheduled sync & bindings
     def test_cron_sync_skips_unchanged_records(self):
         config = self.out_config(is_paginated=True, page_size=2)
-        first = outbound.cron_sync(config)
+        first = push.cron_sync(config)
         self.assertEqual((first.sent, first.skipped), (3, 0))
         self.assertEqual(len(self.sink.requests), 2)
         bindings = self.env["bj.api.sync.binding"].search([("config_id", "=", config.id)])
         self.assertEqual(len(bindings), 3)
         self.assertTrue(all(len(b.payload_hash) == 64 for b in bindings))
-        second = outbound.cron_sync(config)
+        second = push.cron_sync(config)
         self.assertEqual((second.sent, second.skipped), (0, 3))
         self.assertEqual(len(self.sink.requests), 2)
         self.p3.name = "Cid Changed"
-        third = outbound.cron_sync(config)
+        third = push.cron_sync(config)
         self.assertEqual((third.sent, third.skipped), (1, 2))
         self.assertEqual(self.sink.requests[-1].json(), [self.expected(self.p3)])
 
     def test_cron_sync_batches_and_limit(self):
         many = self.Partner.create([{"name": "M%d" % i, "email": "m%d@bj-out.test" % i} for i in range(1200)])
         config = self.out_config(is_paginated=True, page_size=100, limit=0)
-        result = outbound.cron_sync(config)
+        result = push.cron_sync(config)
         self.assertEqual(result.sent, 1203)
         self.assertEqual(len(self.sink.requests), 13)
         sent_ids = [item["id"] for r in self.sink.requests for item in r.json()]
@@ -552,7 +552,7 @@ class TestOutbound(BjCase):
         many[:5].write({"phone": "1"})  # not mapped: payload unchanged
         many[5:10].write({"name": "changed"})
         config.limit = 3
-        capped = outbound.cron_sync(config)
+        capped = push.cron_sync(config)
         self.assertEqual(capped.sent, 3)  # the cap counts records sent, not records skipped
 
     def test_post_binding_stores_remote_id(self):
@@ -560,7 +560,7 @@ class TestOutbound(BjCase):
         config._make_outbound_http_request(self.p1, config.id)
         binding = self.env["bj.api.sync.binding"].search([("config_id", "=", config.id)])
         self.assertEqual((binding.res_id, binding.external_id), (self.p1.id, "r-%s" % self.p1.id))
-        self.assertEqual(binding.payload_hash, outbound.payload_hash(self.expected(self.p1)))
+        self.assertEqual(binding.payload_hash, self.env["bj.api.sync.binding"]._payload_hash(self.expected(self.p1)))
 
     # ------------------------------------------------------------------ triggers
     def test_create_trigger_cron(self):
@@ -656,7 +656,7 @@ class TestOutbound(BjCase):
         self.assertEqual(json.loads(jobs[0].payload), self.expected(self.p1))
         self.assertFalse(self.sink.requests)
         # What the outbox worker calls for each claimed job: one attempt, fresh auth headers.
-        outcome = outbound.deliver_job(jobs[0], attempt=2)
+        outcome = outbox.deliver_job(jobs[0], attempt=2)
         self.assertTrue(outcome["ok"])
         (request,) = self.sink.requests
         self.assertEqual(request.header("Idempotency-Key"), jobs[0].idempotency_key)
@@ -667,17 +667,17 @@ class TestOutbound(BjCase):
         binding = self.env["bj.api.sync.binding"].search([("config_id", "=", config.id)])
         self.assertEqual((binding.res_id, binding.external_id), (self.p1.id, "r-%s" % self.p1.id))
         self.replies = [(503, "later", {"Retry-After": "7"})]
-        outcome = outbound.deliver_job(jobs[1], attempt=1)
+        outcome = outbox.deliver_job(jobs[1], attempt=1)
         self.assertEqual((outcome["ok"], outcome["status"], outcome["retryable"]), (False, 503, True))
         self.assertEqual(outcome["retry_after"], 7)
         self.assertEqual(len(self.sink.requests), 2)  # the worker, not deliver_job, schedules retries
 
     def test_queued_scheduled_sync_skips_what_it_queued(self):
         config = self.out_config(delivery="queued", is_paginated=True, page_size=2)
-        first = outbound.cron_sync(config)
+        first = push.cron_sync(config)
         self.assertEqual((first.sent, first.status_code, len(first.job_ids)), (3, 202, 2))
         jobs = self.env["bj.api.sync.job"].browse(first.job_ids)
         self.assertEqual([len(json.loads(job.payload)) for job in jobs], [2, 1])
-        second = outbound.cron_sync(config)
+        second = push.cron_sync(config)
         self.assertEqual((second.sent, second.skipped, second.job_ids), (0, 3, []))
         self.assertFalse(self.sink.requests)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from odoo import Command, api, fields
 from odoo.tests import tagged
 
-from ..services import outbound, outbox
+from ..services import outbox
 from .common import BjCase
 from .http_sink import HttpSink
 
@@ -150,7 +150,7 @@ class TestOutbox(BjCase):
             {int(job.res_ids): job.payload_hashes for job in jobs - failed},
         )
         job = jobs[0]
-        self.assertEqual(job.payload_hashes, outbound.payload_hash(json.loads(job.payload)))
+        self.assertEqual(job.payload_hashes, self.env["bj.api.sync.binding"]._payload_hash(json.loads(job.payload)))
 
     def test_backoff_schedules_next_attempt(self):
         config = self.queued_config(retry_backoff=60, max_retries=2)

@@ -31,7 +31,7 @@ from odoo.tools import SQL, mute_logger
 
 from ..lib import signing
 from ..lib.http_client import close_clients
-from ..services import inbound, openapi, outbound
+from ..services import inbound, openapi, outbox
 from .test_inbound import API, InboundCase
 
 ALLOWED_HOSTS = "bj_api_sync.allowed_hosts"
@@ -472,8 +472,6 @@ class TestSecurity(SecurityCase):
         return basic | bearer | hmac_config
 
     def _outbound_secret_flows(self, secrets, remote, seen):
-        if not hasattr(outbound, "Sender"):
-            self.skipTest("services/outbound.py is not implemented yet")
         tag = secrets["out password"].split("-")[1]
         self.env["ir.config_parameter"].sudo().set_param(ALLOWED_HOSTS, "127.0.0.1")
         partner = self.Partner.create({"name": "Out Secret %s" % tag, "email": "out-%s@example.com" % tag})
@@ -523,9 +521,9 @@ class TestSecurity(SecurityCase):
         jobs = self.env["bj.api.sync.job"].search([("config_id", "=", queued.id)])
         self.assertTrue(jobs)
         remote.answer(503)
-        outbound.deliver_job(jobs[0], attempt=1)
+        outbox.deliver_job(jobs[0], attempt=1)
         remote.answer(201, {"id": "r-q"})
-        outbound.deliver_job(jobs[0], attempt=2)
+        outbox.deliver_job(jobs[0], attempt=2)
         # the remote did get the credentials: the flows above really used them
         received = "\n".join("%r" % (headers,) for _m, _p, headers, _b in remote.received)
         self.assertIn("Bearer %s" % secrets["out token"], received)
@@ -767,8 +765,6 @@ class TestSecurity(SecurityCase):
     # 5. SSRF
     # ---------------------------------------------------------------------------
     def test_ssrf_guard_refuses_private_targets(self):
-        if not hasattr(outbound, "Sender"):
-            self.skipTest("services/outbound.py is not implemented yet")
         with Remote() as remote:
             config = self.Config.create({
                 "name": "SSRF probe", "request_type": "out", "url": remote.url("/internal"),

@@ -1,0 +1,131 @@
+"""The configuration form's buttons: Run Now, Test Connection, Preview Payload.
+
+Each answers with a notification (``display_notification`` client action) rather than
+raising, so that the administrator reads what happened where they pressed the button.
+"""
+
+import json
+
+from odoo.exceptions import UserError
+
+from ..lib.api import BODY_METHODS
+from ..lib.errors import SyncError
+from . import mapping
+from .outbound_build import OutboundRequest, fill_url, placeholders, prepare
+from .push import cron_sync
+from .sender import Sender, summary
+
+
+def notification(title, message, kind="info", sticky=False, pre=False, reload=False):
+    params = {"title": title, "message": message, "type": kind, "sticky": sticky}
+    if pre:
+        params["className"] = "text-prewrap font-monospace"
+    if reload:
+        params["next"] = {"type": "ir.actions.client", "tag": "soft_reload"}
+    return {"type": "ir.actions.client", "tag": "display_notification", "params": params}
+
+
+def run_now(config):
+    """The Run Now button: one scheduled sync, reported as a notification."""
+    env = config.env
+    result = cron_sync(config)
+    if result.success:
+        kind = "success"
+    elif result.sent:
+        kind = "warning"
+    else:
+        kind = "danger"
+    return notification(env._("Run Now: %s", config.name), result.message or summary(env, result), kind, reload=True)
+
+
+def _classify(env, outcome):
+    """A human reading of a failed connection (guard, DNS, TLS, timeout, refused)."""
+    error = outcome.error or ""
+    if "Refusing to call" in error:
+        return env._("Blocked by the SSRF guard: %s", error)
+    if outcome.status == 408:
+        return env._("Timed out: %s", error)
+    lowered = error.lower()
+    if "dns" in lowered or "nameresolution" in lowered or "gaierror" in lowered or "name or service" in lowered:
+        return env._("DNS resolution failed: %s", error)
+    if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+        return env._("TLS/SSL error: %s", error)
+    if "refused" in lowered:
+        return env._("Connection refused: %s", error)
+    return error or env._("HTTP status %s", outcome.status)
+
+
+def test_connection(config):
+    """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body."""
+    config = prepare(config)
+    env = config.env
+    if not config.url:
+        raise UserError(env._("Set the Request URL first."))
+    url = config.url
+    if placeholders(url):
+        url = url[: url.index("{")]  # the part before the first placeholder: host, auth and base path
+    try:
+        sender = Sender(config)
+    except (UserError, SyncError) as exc:
+        message = exc.message if isinstance(exc, SyncError) else str(exc.args[0] if exc.args else exc)
+        return notification(env._("Connection test failed"), message, "danger", sticky=True)
+    sender.log_payloads = False
+    headers = {k: v for k, v in sender.headers.items() if k.lower() != "content-type"}
+    request = OutboundRequest(method="HEAD", url=url, headers=headers, res_model=config.model_name)
+    outcome, vals_list = sender.transmit(request, max_retries=0)
+    sender.logs.extend(vals_list)
+    if outcome.status in (405, 501):
+        request = OutboundRequest(method="GET", url=url, headers=headers, res_model=config.model_name)
+        outcome, vals_list = sender.transmit(request, max_retries=0)
+        sender.logs.extend(vals_list)
+    sender.flush()
+    latency = outcome.attempts[-1].elapsed_ms if outcome.attempts else outcome.elapsed_ms
+    status = outcome.status
+    if outcome.error or not status or status == 408:
+        return notification(env._("Connection test failed"), _classify(env, outcome), "danger", sticky=True)
+    details = {"method": request.method, "url": url, "status": status, "ms": latency}
+    if status in (401, 403):
+        return notification(
+            env._("Connection test: authentication refused"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms: check the credentials.", **details),
+            "warning",
+            sticky=True,
+        )
+    if 200 <= status < 400:
+        return notification(
+            env._("Connection test succeeded"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
+            "success",
+        )
+    return notification(
+        env._("Connection test: server answered with an error"),
+        env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
+        "warning" if status < 500 else "danger",
+        sticky=True,
+    )
+
+
+def preview_payload(config):
+    """The request the first matching record would produce; nothing is sent."""
+    config = prepare(config)
+    env = config.env
+    Model = env[config.model_name]
+    record = Model.search(config._get_filter_domain(), order="id", limit=1)
+    if not record:
+        return notification(env._("Preview Payload"), env._("No record matches the Filter Domain."), "warning")
+    try:
+        payload = mapping.serialize(config, record)[0]
+        url = fill_url(config.url, payload, env) if placeholders(config.url or "") else config.url
+    except SyncError as exc:
+        return notification(env._("Preview Payload"), exc.message, "danger", sticky=True)
+    method = config._get_http_method()
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    lines = ["%s %s" % (method, url)]
+    if method not in BODY_METHODS:
+        lines.append(env._("(no body is sent with %s; payload shown for reference)", method))
+    elif config.is_paginated and not placeholders(config.url or ""):
+        lines.append(env._("(sent as one item of a JSON array of up to %s records)", config.page_size))
+    lines += ["", text]
+    return notification(
+        env._("Preview Payload: %s", record.display_name), "\n".join(lines), "info", sticky=True, pre=True
+    )

@@ -31,6 +31,4 @@
             "bj_api_sync/static/tests/tours/*.js",
         ],
     },
-    "installable": True,
-    "application": False,
 }

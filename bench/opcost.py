@@ -24,7 +24,6 @@ Operations:
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import sys
 import time

@@ -3,9 +3,9 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import api, fields, models
-from odoo.tools import SQL
+from odoo import api, fields, models, tools
 from odoo.modules import module as odoo_module
+from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class BjApiLog(models.Model):
     name = fields.Char(compute="_compute_name", store=True, readonly=False)
     config_id = fields.Many2one("bj.api.sync.config", string="Configuration", ondelete="cascade", index=True)
     company_id = fields.Many2one(
-        "res.company", compute="_compute_company_id", store=True, index=True, string="Company"
+        "res.company", compute="_compute_company_id", store=True, index=True
     )
     direction = fields.Selection([("in", "In"), ("out", "Out")], index=True)
     method = fields.Char()
@@ -59,6 +59,12 @@ class BjApiLog(models.Model):
     job_id = fields.Many2one("bj.api.sync.job", string="Sync Job", ondelete="set null", index=True)
     request_data_pretty = fields.Text(string="Request Body (formatted)", compute="_compute_pretty")
     response_data_pretty = fields.Text(string="Response Body (formatted)", compute="_compute_pretty")
+
+    def init(self):
+        # The inbound rate limit and the config health count a config's logs of the last minutes.
+        tools.create_index(
+            self.env.cr, "bj_api_log_config_id_create_date_idx", self._table, ["config_id", "create_date"]
+        )
 
     @api.depends("direction", "method", "url", "config_id")
     def _compute_name(self):
@@ -206,8 +212,10 @@ class BjApiLog(models.Model):
         """Daily retention cron: keep bj_api_sync.log_retention_days days of logs (default 30).
 
         Sync jobs done or cancelled before then go too (their logs first): an automation
-        rule queues a job per save, and the queue table must not grow forever.
+        rule queues a job per save, and the queue table must not grow forever. Expired
+        idempotency keys go every day, whatever the retention.
         """
+        self.env["bj.api.idempotency"]._purge_expired()
         days = int(self.env["ir.config_parameter"].sudo().get_param("bj_api_sync.log_retention_days", 30))
         if days <= 0:
             return 0

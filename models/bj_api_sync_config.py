@@ -2,8 +2,7 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-from odoo import _, api, fields, models
-from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
+from odoo import api, fields, models
 from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
@@ -127,7 +126,6 @@ class BjApiSyncConfig(models.Model):
     # ---------------------------------------------------------------- model
     model_id = fields.Many2one(
         "ir.model",
-        string="Model",
         required=True,
         ondelete="cascade",
         tracking=True,
@@ -145,7 +143,6 @@ class BjApiSyncConfig(models.Model):
         "Use Create Trigger to generate it.",
     )
     trigger_action_id = fields.Many2oneReference(
-        string="Trigger Action",
         model_field="trigger_model",
         help="The scheduled action, automation rule or server action that calls this configuration.",
     )
@@ -157,7 +154,6 @@ class BjApiSyncConfig(models.Model):
     )
     company_id = fields.Many2one(
         "res.company",
-        string="Company",
         required=True,
         default=lambda self: self.env.company,
         help="Company owning this configuration; inbound requests run in this company.",
@@ -209,7 +205,6 @@ class BjApiSyncConfig(models.Model):
     )
     responsible_id = fields.Many2one(
         "res.users",
-        string="Responsible",
         default=lambda self: self.env.user,
         help="Told (activity and chatter) when the configuration pauses or jobs fail.",
     )
@@ -339,7 +334,7 @@ class BjApiSyncConfig(models.Model):
         for config in self:
             if config.request_type == "out" and len(config.http_method_ids) != 1:
                 raise ValidationError(
-                    _("Outbound configuration '%s' must have exactly one HTTP method.", config.name)
+                    self.env._("Outbound configuration '%s' must have exactly one HTTP method.", config.name)
                 )
 
     @api.constrains("request_type", "endpoint", "active")
@@ -347,7 +342,7 @@ class BjApiSyncConfig(models.Model):
         for config in self.filtered(lambda c: c.request_type == "in"):
             if not config.endpoint or not ENDPOINT_RE.match(config.endpoint):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "The endpoint of '%s' must be made of letters, digits, '-' and '_' only "
                         "(it becomes /bj_api_sync/v1/<endpoint>).",
                         config.name,
@@ -359,7 +354,7 @@ class BjApiSyncConfig(models.Model):
             )
             if duplicate:
                 raise ValidationError(
-                    _("Another inbound configuration already uses the endpoint '%s'.", config.endpoint)
+                    self.env._("Another inbound configuration already uses the endpoint '%s'.", config.endpoint)
                 )
 
     @api.constrains("request_type", "url")
@@ -368,16 +363,16 @@ class BjApiSyncConfig(models.Model):
             parts = urlsplit(config.url or "")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValidationError(
-                    _("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
+                    self.env._("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
                 )
 
     @api.constrains("connect_timeout", "read_timeout")
     def _check_timeouts(self):
         for config in self:
             if not 1 <= config.connect_timeout <= 60:
-                raise ValidationError(_("The connection timeout must be between 1 and 60 seconds."))
+                raise ValidationError(self.env._("The connection timeout must be between 1 and 60 seconds."))
             if not 1 <= config.read_timeout <= 300:
-                raise ValidationError(_("The read timeout must be between 1 and 300 seconds."))
+                raise ValidationError(self.env._("The read timeout must be between 1 and 300 seconds."))
 
     @api.constrains("line_ids")
     def _check_record_identifier(self):
@@ -385,7 +380,7 @@ class BjApiSyncConfig(models.Model):
             identifiers = config.line_ids.filtered("is_record_identifier")
             if config.line_ids and len(identifiers) != 1:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Configuration '%(name)s' must have exactly one line marked Is Record Identifier "
                         "(it has %(count)s).",
                         name=config.name,
@@ -401,7 +396,7 @@ class BjApiSyncConfig(models.Model):
                 self.env[config.model_id.model].sudo()._where_calc(domain)
             except Exception as exc:  # noqa: BLE001 - any evaluation error is a user error here
                 raise ValidationError(
-                    _("The Filter Domain of '%(name)s' is invalid: %(error)s", name=config.name, error=exc)
+                    self.env._("The Filter Domain of '%(name)s' is invalid: %(error)s", name=config.name, error=exc)
                 ) from None
 
     # ---------------------------------------------------------------- ORM
@@ -423,30 +418,32 @@ class BjApiSyncConfig(models.Model):
             self._check_lines_model()
         return result
 
-    def unlink(self):
-        """Delete configurations, with the Mapping Models they use when those are deleted too.
-
-        A line's Mapping Model is ``ondelete='restrict'``: a configuration another one still
-        uses is refused with a message naming the line (never the database's foreign-key
-        error). Deleted together, the lines between the deleted configurations go first, so
-        the order of the recordset does not matter.
-        """
-        Line = self.env["bj.api.sync.config.line"].sudo()
-        if not self.env.context.get(MODULE_UNINSTALL_FLAG):
-            user = Line.search(
-                [("mapping_config_id", "in", self.ids), ("config_id", "not in", self.ids)], limit=1
-            )
-            if user:
-                raise UserError(
-                    _(
-                        "Configuration '%(config)s' is the Mapping Model of line '%(line)s' of configuration "
-                        "'%(user)s': remove that line or delete both configurations together.",
-                        config=user.mapping_config_id.name,
-                        line=user.api_key,
-                        user=user.config_id.name,
-                    )
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_used_as_mapping_model(self):
+        """A configuration another one still uses as Mapping Model is refused with a message
+        naming the line (never the database's foreign-key error: the line's Mapping Model is
+        ``ondelete='restrict'``). Skipped at uninstall, where everything goes."""
+        user = self.env["bj.api.sync.config.line"].sudo().search(
+            [("mapping_config_id", "in", self.ids), ("config_id", "not in", self.ids)], limit=1
+        )
+        if user:
+            raise UserError(
+                self.env._(
+                    "Configuration '%(config)s' is the Mapping Model of line '%(line)s' of configuration "
+                    "'%(user)s': remove that line or delete both configurations together.",
+                    config=user.mapping_config_id.name,
+                    line=user.api_key,
+                    user=user.config_id.name,
                 )
-        Line.search([("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]).unlink()
+            )
+
+    def unlink(self):
+        """Deleted together, the lines between the deleted configurations go first, so the
+        order of the recordset does not matter."""
+        lines = self.env["bj.api.sync.config.line"].sudo().search(
+            [("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]
+        )
+        lines.unlink()
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -454,7 +451,7 @@ class BjApiSyncConfig(models.Model):
         for config, vals in zip(self, vals_list):
             if config.request_type == "in" and "endpoint" not in (default or {}):
                 vals["endpoint"] = "%s-copy" % config.endpoint
-            vals["name"] = _("%s (copy)", config.name)
+            vals["name"] = self.env._("%s (copy)", config.name)
         return vals_list
 
     def _post_secret_changes(self, changed):
@@ -466,14 +463,14 @@ class BjApiSyncConfig(models.Model):
         ]
         if labels:
             for config in self:
-                config.message_post(body=_("Secret changed: %s.", ", ".join(labels)))
+                config.message_post(body=self.env._("Secret changed: %s.", ", ".join(labels)))
 
     def _check_lines_model(self):
         for config in self:
-            wrong = config.line_ids.filtered(lambda line: line.field_id.model_id != config.model_id)
+            wrong = config.line_ids.filtered(lambda line, model=config.model_id: line.field_id.model_id != model)
             if wrong:
                 raise ValidationError(
-                    _("Change of model: remove the lines whose field belongs to another model first.")
+                    self.env._("Change of model: remove the lines whose field belongs to another model first.")
                 )
 
     @api.onchange("request_type")
@@ -510,11 +507,11 @@ class BjApiSyncConfig(models.Model):
         else:
             config = self.browse(int(config_id_ref))
         if config._name != self._name or len(config) != 1:
-            raise UserError(_("API configuration %s does not exist.", config_id_ref))
+            raise UserError(self.env._("API configuration %s does not exist.", config_id_ref))
         try:
-            config.sudo().request_type  # reads the whole row (used next), or finds it missing
+            config.sudo().request_type  # noqa: B018 - reads the whole row (used next), or finds it missing
         except MissingError:
-            raise UserError(_("API configuration %s does not exist.", config_id_ref)) from None
+            raise UserError(self.env._("API configuration %s does not exist.", config_id_ref)) from None
         return config
 
     @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
@@ -549,7 +546,7 @@ class BjApiSyncConfig(models.Model):
     def action_resume(self):
         self.write({"paused": False, "pause_reason": False, "next_probe_at": False, "consecutive_failures": 0})
         for config in self:
-            config.message_post(body=_("Deliveries resumed."))
+            config.message_post(body=self.env._("Deliveries resumed."))
         return True
 
     def action_test_connection(self):

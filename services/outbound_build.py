@@ -125,7 +125,8 @@ def prepare(config):
     automation rule must not need read access to them (nor to every mapped field).
     """
     if not isinstance(config, models.BaseModel) or config._name != "bj.api.sync.config":
-        raise UserError(_("An API configuration is required."))
+        # no record, hence no env: the request's language is the one _() finds
+        raise UserError(_("An API configuration is required."))  # pylint: disable=prefer-env-translation
     config.ensure_one()
     return config.sudo().with_company(config.company_id)
 

@@ -353,7 +353,7 @@ def process_due_jobs(env, batch=DEFAULT_BATCH, time_budget=DEFAULT_TIME_BUDGET, 
             if out_of_time:
                 jobs[index + 1:].write({"state": "pending"})  # claimed but not started: release
             if out_of_time or index == len(jobs) - 1 or now - committed_at >= COMMIT_INTERVAL:
-                succeeded.write()
+                succeeded.mark_done()
                 deliveries.flush()
                 _commit(env, commit)
                 committed_at = now
@@ -374,7 +374,7 @@ class _Succeeded:
     def add(self, job, attempt, status):
         self.groups.setdefault((attempt, status or 0, fields.Datetime.now()), []).append(job.id)
 
-    def write(self):
+    def mark_done(self):
         for (attempt, status, now), ids in self.groups.items():
             self.jobs.browse(ids).write(
                 {"state": "done", "attempts": attempt, "response_code": status, "done_at": now, "last_error": False}

@@ -1,5 +1,4 @@
 import logging
-import re
 from urllib.parse import urlsplit
 
 from odoo import _, api, fields, models
@@ -9,11 +8,10 @@ from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
+from ..lib.api import ENDPOINT_RE, endpoint_path
 from ..services import inbound, outbound
 
 _logger = logging.getLogger(__name__)
-
-ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class BjApiSyncConfig(models.Model):
@@ -328,7 +326,7 @@ class BjApiSyncConfig(models.Model):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         for config in self:
             config.full_url = (
-                "%s/bj_api_sync/v1/%s" % (base.rstrip("/"), config.endpoint)
+                base.rstrip("/") + endpoint_path(config.endpoint)
                 if config.request_type == "in" and config.endpoint
                 else False
             )
@@ -345,7 +343,7 @@ class BjApiSyncConfig(models.Model):
     @api.constrains("request_type", "endpoint", "active")
     def _check_endpoint(self):
         for config in self.filtered(lambda c: c.request_type == "in"):
-            if not config.endpoint or not ENDPOINT_RE.match(config.endpoint):
+            if not config.endpoint or not ENDPOINT_RE.fullmatch(config.endpoint):
                 raise ValidationError(
                     _(
                         "The endpoint of '%s' must be made of letters, digits, '-' and '_' only "

@@ -29,13 +29,13 @@ from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserErro
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
 from ..lib import signing, values
+from ..lib.api import API_PREFIX, BODY_METHODS, ENDPOINT_RE, KNOWN_METHODS, WRITE_METHODS
 from ..lib.errors import SyncError, translate_error
 from ..lib.http_client import redact_headers
 from . import mapping, scripts
 
 _logger = logging.getLogger(__name__)
 
-API_PREFIX = "/bj_api_sync/v1"
 MAX_BODY_PARAM = "bj_api_sync.max_body_bytes"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 MAX_RESPONSE_PARAM = "bj_api_sync.max_response_bytes"
@@ -43,13 +43,9 @@ DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_IDEMPOTENCY_KEY = 255
 HMAC_TOLERANCE = 300  # seconds, SPEC §6
-KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MIMETYPES = frozenset({"application/json", "text/json"})
 REALM = 'realm="bj_api_sync"'
 IDEMPOTENCY_HEADER = "idempotency-key"
-ENDPOINT_RE = re.compile(r"[A-Za-z0-9_-]+")  # what the config's constraint allows
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 after an even number of backslashes
 _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [

@@ -10,7 +10,8 @@ import re
 import shlex
 from urllib.parse import urlencode
 
-API_PREFIX = "/bj_api_sync/v1"
+from ..lib.api import endpoint_path
+
 OPENAPI_VERSION = "3.1.0"
 
 _SCHEMA_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -286,7 +287,7 @@ class _Builder:
                 "delete", "Delete (or archive) one %s" % config.name, {"200": ok("The record as it was.", ref)},
                 ["404", "409", "422"] + common_errors, parameters=[_idempotency_parameter()],
             )
-        path = "%s/%s" % (API_PREFIX, config.endpoint)
+        path = endpoint_path(config.endpoint)
         if collection:
             self.paths[path] = collection
         if item:
@@ -403,7 +404,7 @@ def dumps(document):
 
 def curl_command(config):
     """A ready ``curl`` call of the endpoint; credentials appear as placeholders only."""
-    url = config.full_url or "%s/%s" % (API_PREFIX, config.endpoint or "")
+    url = config.full_url or endpoint_path(config.endpoint)
     methods = set(config._get_http_methods())
     parts = ["curl", "-i"]
     body = None

@@ -9,7 +9,7 @@ from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
 from ..lib.api import ENDPOINT_RE, endpoint_path
-from ..services import inbound, outbound
+from ..services import auth, inbound, outbound
 
 _logger = logging.getLogger(__name__)
 
@@ -275,8 +275,8 @@ class BjApiSyncConfig(models.Model):
 
     def _bj_normalize_secret(self, field_name, value):
         value = super()._bj_normalize_secret(field_name, value)
-        if field_name == "bearer_token" and value and value[:7].lower() == "bearer ":
-            value = value[7:].strip()
+        if field_name == "bearer_token" and value:
+            value = auth.strip_bearer(value)  # the rule the inbound check applies to both sides
         return value
 
     # ---------------------------------------------------------------- computes

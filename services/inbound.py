@@ -3,6 +3,8 @@
 The controller only turns HTTP into plain values; this module runs the pipeline
 of SPEC §3 in its order (endpoint, method, authentication, body, execution as
 the Run As user, log) so it can be read, tested and benchmarked without werkzeug.
+It decides the order, the statuses and the transactions; the checks of step 3 are
+services/auth.py (one function per Authorization Type), which receives the request's ``_Call``.
 
 Transactions: the work runs inside a savepoint. A failure rolls back the work
 only; the log row (and the idempotency record) are then written on the same
@@ -11,10 +13,7 @@ PostgreSQL concurrency errors are re-raised untouched: Odoo retries the whole
 request on a fresh transaction, as it does for its own routes.
 """
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import logging
 import re
@@ -30,9 +29,9 @@ from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
 from ..lib import signing, values
 from ..lib.api import API_PREFIX, BODY_METHODS, ENDPOINT_RE, KNOWN_METHODS, WRITE_METHODS
-from ..lib.errors import SyncError, translate_error
+from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import mapping, scripts
+from . import auth, mapping, scripts
 
 _logger = logging.getLogger(__name__)
 
@@ -42,9 +41,7 @@ MAX_RESPONSE_PARAM = "bj_api_sync.max_response_bytes"
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_IDEMPOTENCY_KEY = 255
-HMAC_TOLERANCE = 300  # seconds, SPEC §6
 JSON_MIMETYPES = frozenset({"application/json", "text/json"})
-REALM = 'realm="bj_api_sync"'
 IDEMPOTENCY_HEADER = "idempotency-key"
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 after an even number of backslashes
 _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
@@ -102,7 +99,11 @@ def handle(env, endpoint, method, record_id=None, query=None, headers=None, body
 
 
 class _Call:
-    """State of one request through the pipeline."""
+    """State of one request through the pipeline.
+
+    services/auth.py reads the request's attributes (``env``, ``config``, ``endpoint``,
+    ``headers``, ``body``) and calls ``body_too_large`` and ``too_large_error``.
+    """
 
     def __init__(self, env, endpoint, method, record_id, query, headers, body, content_type, url):
         self.started = time.monotonic()
@@ -196,7 +197,7 @@ class _Call:
             return
         self._check_method()
         self._check_rate_limit()
-        self._authenticate()
+        auth.authenticate(self)
         self._consume_rate_limit()
         self._refuse_nul()
         self.payload = self._parse_body()
@@ -239,25 +240,7 @@ class _Call:
                 headers={"Allow": ", ".join(allowed + ["OPTIONS"])},
             )
 
-    # ------------------------------------------------------------------ 3. authentication
-    def _authenticate(self):
-        config = self.config
-        auth = config.auth_type or "none"
-        if auth == "basic":
-            self._check_basic()
-        elif auth == "bearer":
-            self._check_bearer()
-        elif auth == "hmac":
-            self._check_hmac()
-        for header in config.header_ids.filtered("required"):
-            sent = self.headers.get((header.key or "").strip().lower())
-            expected = header._get_value()
-            if sent is None or not expected or not _same(sent, expected):
-                raise self._unauthorized(
-                    self.env._("Missing or invalid header '%s'.", header.key),
-                    'ApiKey %s, header="%s"' % (REALM, header.key),
-                )
-
+    # ------------------------------------------------------------------ 3. rate limit (around auth.authenticate)
     def _check_rate_limit(self):
         """Before authentication: once this minute's budget is spent, refuse without further work.
 
@@ -281,76 +264,8 @@ class _Call:
                 status=429, headers={"Retry-After": str(retry_after)},
             )
 
-    def _unauthorized(self, message, challenge):
-        return SyncError(message, status=401, headers={"WWW-Authenticate": challenge})
-
-    def _authorization(self, scheme):
-        """The credentials after ``scheme`` in Authorization, or None when absent."""
-        value = (self.headers.get("authorization") or "").strip()
-        if not value:
-            return None, False
-        found, _sep, credentials = value.partition(" ")
-        return credentials.strip(), found.lower() == scheme.lower()
-
-    def _check_basic(self):
-        challenge = 'Basic %s, charset="UTF-8"' % REALM
-        credentials, right_scheme = self._authorization("Basic")
-        if credentials is None:
-            raise self._unauthorized(self.env._("Authentication required (Basic)."), challenge)
-        if not right_scheme:
-            raise self._unauthorized(self.env._("Wrong authentication scheme: Basic expected."), challenge)
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise self._unauthorized(self.env._("Malformed Basic credentials."), challenge) from None
-        login, _sep, password = decoded.partition(":")
-        expected_login = self.config.login or ""
-        expected_password = self.config._get_secret("password")
-        if not expected_login or not expected_password:
-            _logger.warning("bj_api_sync: endpoint %r uses Basic Auth without login or password", self.endpoint)
-        # Both comparisons always run: timing tells nothing about which one failed.
-        ok = _same(login, expected_login) & _same(password, expected_password)
-        if not (ok and expected_login and expected_password):
-            raise self._unauthorized(self.env._("Invalid credentials."), challenge)
-
-    def _check_bearer(self):
-        challenge = "Bearer %s" % REALM
-        value = (self.headers.get("authorization") or "").strip()
-        if not value:
-            raise self._unauthorized(self.env._("Authentication required (Bearer token)."), challenge)
-        if " " in value:
-            scheme, _sep, token = value.partition(" ")
-            if scheme.lower() != "bearer":
-                raise self._unauthorized(self.env._("Wrong authentication scheme: Bearer expected."), challenge)
-        else:
-            token = value  # a bare token, as some clients send it
-        token = _strip_bearer(token)
-        expected = _strip_bearer(self.config._get_secret("bearer_token"))
-        if not expected:
-            _logger.warning("bj_api_sync: endpoint %r uses a Bearer token but none is set", self.endpoint)
-        if not (_same(token, expected) and expected):
-            raise self._unauthorized(
-                self.env._("Invalid token."), '%s, error="invalid_token"' % challenge
-            )
-
-    def _check_hmac(self):
-        challenge = 'Webhook-Signature %s, headers="webhook-id webhook-timestamp webhook-signature"' % REALM
-        secret = self.config._get_secret("hmac_secret")
-        # Several secrets separated by spaces or commas are all accepted (rotation).
-        secrets = [s for s in secret.replace(",", " ").split() if s]
-        if not secrets:
-            _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", self.endpoint)
-            raise self._unauthorized(self.env._("Invalid signature."), challenge)
-        if self._body_too_large():
-            # The signature covers the whole body, which was not read: refuse on size.
-            raise self._too_large()
-        try:
-            signing.verify(secrets, self.headers, self.body, tolerance=HMAC_TOLERANCE)
-        except signing.SignatureError as exc:
-            raise self._unauthorized(str(translate_error(exc, self.env._)), challenge) from None
-
     # ------------------------------------------------------------------ 4. body
-    def _body_too_large(self):
+    def body_too_large(self):
         limit = max_body_bytes(self.env)
         try:
             declared = int(self.headers.get("content-length") or 0)
@@ -358,7 +273,7 @@ class _Call:
             declared = 0
         return len(self.body) > limit or declared > limit
 
-    def _too_large(self):
+    def too_large_error(self):
         return SyncError(
             self.env._("Request body too large (limit: %s bytes).", max_body_bytes(self.env)), status=413
         )
@@ -376,8 +291,8 @@ class _Call:
         wants_body = self.method in BODY_METHODS or (self.method == "DELETE" and self.record_id is None)
         if not wants_body:
             return None
-        if self._body_too_large():
-            raise self._too_large()
+        if self.body_too_large():
+            raise self.too_large_error()
         mimetype = self.content_type.split(";")[0].strip().lower()
         if mimetype and mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
             raise SyncError(
@@ -822,18 +737,6 @@ class _Call:
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-
-def _same(a, b):
-    """Constant-time comparison of two texts."""
-    return hmac.compare_digest((a or "").encode("utf-8"), (b or "").encode("utf-8"))
-
-
-def _strip_bearer(token):
-    token = (token or "").strip()
-    while token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    return token
 
 
 def _refuse_constant(name):

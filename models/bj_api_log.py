@@ -4,8 +4,9 @@ from collections import defaultdict
 from datetime import timedelta
 
 from odoo import api, fields, models, tools
-from odoo.modules import module as odoo_module
 from odoo.tools import SQL
+
+from ..services import transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -190,20 +191,16 @@ class BjApiLog(models.Model):
 
     @api.model
     def _write_detached(self, vals_list):
-        """Write logs that must outlive the caller's transaction.
+        """Write logs that must outlive the caller's transaction; returns them in the caller's env.
 
         Outside tests they go through a new cursor committed at once; under the test
-        runner (one shared transaction) the current cursor is used.
+        runner (one shared transaction) the current cursor is used (``services.transaction``).
         """
         if not vals_list:
             return self.browse()
-        if odoo_module.current_test or self.env.registry.in_test_mode():
-            return self.sudo()._insert_rows(vals_list)
-        with self.env.registry.cursor() as cr:
-            # Nothing but log rows in this transaction: no need to wait for the WAL flush at
-            # commit (a crash may lose the last log rows, never data), as for inbound reads.
-            cr.execute("SET LOCAL synchronous_commit TO OFF")
-            env = api.Environment(cr, self.env.uid, self.env.context)
+        # Nothing but log rows in this transaction: no need to wait for the WAL flush at
+        # commit (a crash may lose the last log rows, never data), as for inbound reads.
+        with transaction.detached_env(self.env, synchronous=False) as env:
             ids = env[self._name].sudo()._insert_rows(vals_list).ids
         return self.browse(ids)
 

@@ -1,5 +1,4 @@
 import logging
-import re
 from urllib.parse import urlsplit
 
 from odoo import api, fields, models
@@ -8,11 +7,10 @@ from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
-from ..services import buttons, inbound, push, triggers
+from ..lib.api import ENDPOINT_RE, endpoint_path
+from ..services import auth, buttons, push, triggers
 
 _logger = logging.getLogger(__name__)
-
-ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class BjApiSyncConfig(models.Model):
@@ -272,8 +270,8 @@ class BjApiSyncConfig(models.Model):
 
     def _bj_normalize_secret(self, field_name, value):
         value = super()._bj_normalize_secret(field_name, value)
-        if field_name == "bearer_token" and value and value[:7].lower() == "bearer ":
-            value = value[7:].strip()
+        if field_name == "bearer_token" and value:
+            value = auth.strip_bearer(value)  # the rule the inbound check applies to both sides
         return value
 
     # ---------------------------------------------------------------- computes
@@ -323,7 +321,7 @@ class BjApiSyncConfig(models.Model):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         for config in self:
             config.full_url = (
-                "%s/bj_api_sync/v1/%s" % (base.rstrip("/"), config.endpoint)
+                base.rstrip("/") + endpoint_path(config.endpoint)
                 if config.request_type == "in" and config.endpoint
                 else False
             )
@@ -340,7 +338,7 @@ class BjApiSyncConfig(models.Model):
     @api.constrains("request_type", "endpoint", "active")
     def _check_endpoint(self):
         for config in self.filtered(lambda c: c.request_type == "in"):
-            if not config.endpoint or not ENDPOINT_RE.match(config.endpoint):
+            if not config.endpoint or not ENDPOINT_RE.fullmatch(config.endpoint):
                 raise ValidationError(
                     self.env._(
                         "The endpoint of '%s' must be made of letters, digits, '-' and '_' only "
@@ -551,8 +549,6 @@ class BjApiSyncConfig(models.Model):
 
     def action_test_connection(self):
         self.ensure_one()
-        if self.request_type == "in":
-            return inbound.test_connection(self)
         return buttons.test_connection(self)
 
     def action_preview_payload(self):
@@ -569,7 +565,7 @@ class BjApiSyncConfig(models.Model):
 
     def action_download_openapi(self):
         self.ensure_one()
-        return inbound.download_openapi_action(self)
+        return buttons.download_openapi_action(self)
 
     # ---------------------------------------------------------------- public entry points (BJET's)
     @api.model

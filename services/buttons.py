@@ -1,16 +1,17 @@
-"""The configuration form's buttons: Run Now, Test Connection, Preview Payload.
+"""The configuration form's buttons: Run Now, Test Connection, Preview Payload, Download OpenAPI.
 
 Each answers with a notification (``display_notification`` client action) rather than
 raising, so that the administrator reads what happened where they pressed the button.
 """
 
 import json
+from urllib.parse import urlencode
 
 from odoo.exceptions import UserError
 
-from ..lib.api import BODY_METHODS
+from ..lib.api import API_PREFIX, BODY_METHODS
 from ..lib.errors import SyncError
-from . import mapping
+from . import mapping, openapi
 from .outbound_build import OutboundRequest, fill_url, placeholders, prepare
 from .push import cron_sync
 from .sender import Sender, summary
@@ -56,6 +57,13 @@ def _classify(env, outcome):
 
 
 def test_connection(config):
+    """The Test Connection button of either direction."""
+    if config.request_type == "in":
+        return test_connection_in(config)
+    return test_connection_out(config)
+
+
+def test_connection_out(config):
     """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body."""
     config = prepare(config)
     env = config.env
@@ -129,3 +137,49 @@ def preview_payload(config):
     return notification(
         env._("Preview Payload: %s", record.display_name), "\n".join(lines), "info", sticky=True, pre=True
     )
+
+
+def test_connection_in(config):
+    """In: check the config is usable and show its URL with a ready ``curl`` command."""
+    env = config.env
+    problems = []
+    if not config.active:
+        problems.append(env._("The configuration is archived: its endpoint answers 404."))
+    if not config.endpoint:
+        problems.append(env._("No endpoint is set."))
+    if not config.http_method_ids:
+        problems.append(env._("No HTTP method is selected: every request gets 405."))
+    if not config.line_ids:
+        problems.append(env._("No Configuration Lines: records would be empty."))
+    elif not config._get_identifier_line():
+        problems.append(env._("No line is marked Is Record Identifier."))
+    if not config.user_id:
+        problems.append(env._("No Run As user."))
+    auth_type = config.auth_type or "none"
+    if auth_type == "basic" and not (config.login and config._get_secret("password")):
+        problems.append(env._("Basic Auth needs a login and a password."))
+    elif auth_type == "bearer" and not config._get_secret("bearer_token"):
+        problems.append(env._("Bearer Token authentication needs a token."))
+    elif auth_type == "hmac" and not config._get_secret("hmac_secret"):
+        problems.append(env._("HMAC Signature authentication needs a secret."))
+    for header in config.header_ids.filtered("required"):
+        if not header._get_value():
+            problems.append(env._("Required header '%s' has no value.", header.key))
+    url = config.full_url or ""
+    curl = openapi.curl_command(config)
+    if problems:
+        message = "%s\n\n%s\n%s" % ("\n".join("• " + p for p in problems), url, curl)
+        kind, title = "danger", env._("Configuration incomplete")
+    else:
+        message = "%s\n\n%s" % (url, curl)
+        kind, title = "success", env._("Endpoint ready")
+    return notification(title, message, kind, sticky=True)
+
+
+def download_openapi_action(config):
+    """Open the OpenAPI document of this endpoint as a download."""
+    return {
+        "type": "ir.actions.act_url",
+        "url": "%s/openapi.json?%s" % (API_PREFIX, urlencode({"endpoint": config.endpoint or "", "download": 1})),
+        "target": "new",
+    }

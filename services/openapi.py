@@ -10,7 +10,8 @@ import re
 import shlex
 from urllib.parse import urlencode
 
-API_PREFIX = "/bj_api_sync/v1"
+from ..lib.api import endpoint_path
+
 OPENAPI_VERSION = "3.1.0"
 
 _SCHEMA_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -228,7 +229,10 @@ class _Builder:
                 "summary": summary,
                 "tags": [config.name],
                 "security": security,
-                "responses": dict(responses, **{code: {"$ref": "#/components/responses/%s" % _ERROR_RESPONSES[code][0]} for code in errors}),
+                "responses": dict(
+                    responses,
+                    **{code: {"$ref": "#/components/responses/%s" % _ERROR_RESPONSES[code][0]} for code in errors},
+                ),
             }
             if parameters:
                 op["parameters"] = parameters
@@ -286,7 +290,7 @@ class _Builder:
                 "delete", "Delete (or archive) one %s" % config.name, {"200": ok("The record as it was.", ref)},
                 ["404", "409", "422"] + common_errors, parameters=[_idempotency_parameter()],
             )
-        path = "%s/%s" % (API_PREFIX, config.endpoint)
+        path = endpoint_path(config.endpoint)
         if collection:
             self.paths[path] = collection
         if item:
@@ -318,7 +322,10 @@ class _Builder:
             if param.key in seen:
                 continue
             seen.add(param.key)
-            schema = {"type": "string"} if param.operator in ("in", "not in") else _query_schema(param.field_id, self.env)
+            if param.operator in ("in", "not in"):
+                schema = {"type": "string"}
+            else:
+                schema = _query_schema(param.field_id, self.env)
             params.append({
                 "name": param.key, "in": "query", "schema": schema,
                 "description": "%s %s (%s)%s" % (
@@ -403,7 +410,7 @@ def dumps(document):
 
 def curl_command(config):
     """A ready ``curl`` call of the endpoint; credentials appear as placeholders only."""
-    url = config.full_url or "%s/%s" % (API_PREFIX, config.endpoint or "")
+    url = config.full_url or endpoint_path(config.endpoint)
     methods = set(config._get_http_methods())
     parts = ["curl", "-i"]
     body = None

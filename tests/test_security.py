@@ -842,8 +842,12 @@ class TestSecurityRateLimitRace(BaseCase):
             barrier.wait()
             for _i in range(calls):
                 try:
-                    # the production path: a short READ COMMITTED transaction of its own per request
-                    accepted.append(counters._consume_detached(self.config_id, limit) == 0)
+                    # what _consume does outside tests (transaction.detached_env, which cannot run here:
+                    # a new Environment waits for the registry the runner holds): a short READ COMMITTED
+                    # transaction of its own per request
+                    with self.db.cursor() as cr:
+                        cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        accepted.append(counters._consume_on(cr, self.config_id, limit) == 0)
                 except psycopg2.Error as exc:
                     errors.append(exc)
 

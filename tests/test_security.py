@@ -32,7 +32,7 @@ from odoo.tools import SQL, mute_logger
 from ..lib import signing
 from ..lib.http_client import close_clients
 from ..services import inbound, openapi, outbound
-from .test_inbound import API, InboundCase
+from .common import API, InboundCase
 
 ALLOWED_HOSTS = "bj_api_sync.allowed_hosts"
 

@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
 from unittest.mock import patch
 
 import psycopg2
@@ -32,6 +31,7 @@ from ..lib import signing
 from ..lib.http_client import close_clients
 from ..services import inbound, openapi, outbound
 from .common import API, InboundCase
+from .db_scan import text_columns
 from .http_sink import HttpSink
 
 ALLOWED_HOSTS = "bj_api_sync.allowed_hosts"
@@ -100,19 +100,7 @@ class SecurityCase(InboundCase):
         """``[(table, column, needle)]`` for every needle found in any text-like column of any table."""
         self.env.flush_all()
         cr = self.env.cr
-        cr.execute(
-            """
-            SELECT c.table_name, c.column_name, c.data_type
-              FROM information_schema.columns c
-              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')
-             ORDER BY 1, 2
-            """
-        )
-        columns = defaultdict(list)
-        for table, column, kind in cr.fetchall():
-            columns[table].append((column, kind))
+        columns = text_columns(cr)
         self.assertGreater(len(columns), 100, "the scan must cover the whole database")
         self.assertIn("bj_api_log", columns)
 

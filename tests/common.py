@@ -2,9 +2,10 @@
 
 - ``line(env, model, field, key, **kw)``: a plain mapping line, as a ``Command.create``;
 - ``in_config(env, endpoint, methods=..., fields=..., **vals)``: an inbound config of partners;
-- ``BjCase`` (TransactionCase): ``_config``, ``_line``, ``_field``, ``_line_of``;
-- ``InboundCase`` (HttpCase): real HTTP requests to ``API``, ``_in_config``, ``call``,
-  ``assertStatus``, ``assertError``.
+- ``BjCase`` (TransactionCase): ``_config``, ``_line``, and ``ConfigMixin``'s ``Config``,
+  ``methods``, ``_field``, ``_line_of``;
+- ``InboundCase`` (HttpCase, with ``ConfigMixin`` too): real HTTP requests to ``API``,
+  ``_in_config``, ``call``, ``assertStatus``, ``assertError``.
 """
 
 import json
@@ -46,17 +47,28 @@ def in_config(env, endpoint, methods=ALL_METHODS, fields=("email", "phone"), **v
     return env["bj.api.sync.config"].create(defaults)
 
 
-class BjCase(TransactionCase):
+class ConfigMixin:
+    """What both test bases have: ``Config``, ``methods`` (by name), ``_field``, ``_line_of``."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.Config = cls.env["bj.api.sync.config"]
         cls.methods = {m.name: m for m in cls.env["bj.http.method"].search([])}
-        cls.partner_model = cls.env.ref("base.model_res_partner")
 
     @classmethod
     def _field(cls, model, name):
         return cls.env["ir.model.fields"]._get(model, name)
+
+    def _line_of(self, config, key):
+        return config.line_ids.filtered(lambda line: line.api_key == key)
+
+
+class BjCase(ConfigMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.partner_model = cls.env.ref("base.model_res_partner")
 
     @classmethod
     def _line(cls, model, field, key, **kw):
@@ -78,28 +90,19 @@ class BjCase(TransactionCase):
         defaults.update(vals)
         return cls.Config.create(defaults)
 
-    def _line_of(self, config, key):
-        return config.line_ids.filtered(lambda line: line.api_key == key)
 
-
-class InboundCase(HttpCase):
+class InboundCase(ConfigMixin, HttpCase):
     """Real HTTP requests against the demo configs and configs built like a user would."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.Config = cls.env["bj.api.sync.config"]
         cls.Partner = cls.env["res.partner"]
         cls.Log = cls.env["bj.api.log"]
-        cls.methods = {m.name: m for m in cls.env["bj.http.method"].search([])}
         cls.partners_config = cls.env.ref("bj_api_sync.demo_config_partners")
         cls.public_config = cls.env.ref("bj_api_sync.demo_config_public")
         cls.person = cls.Partner.create({"name": "Inbound Person", "email": "person@example.com", "phone": "+100"})
         cls.company = cls.Partner.create({"name": "Inbound Company", "is_company": True})
-
-    @classmethod
-    def _field(cls, model, name):
-        return cls.env["ir.model.fields"]._get(model, name)
 
     @classmethod
     def _line(cls, field, key, model="res.partner", **kw):

@@ -95,9 +95,6 @@ class MappingCase(BjCase):
             Tag.create({"name": name, "color": 3}) for name in ("Tag A", "Tag B", "Tag C")
         )
 
-    def _line_of(self, config, key):
-        return config.line_ids.filtered(lambda line: line.api_key == key)
-
     def _nested_line(self, field, key, mapping_config):
         return self._line(P, field, key, value_type="relational", mapping_config_id=mapping_config.id)
 

@@ -1,19 +1,18 @@
 """lib.http_client against real HTTP(S) servers on 127.0.0.1.
 
-No mocks of ``requests``: every test talks to a ``http.server`` running in a
-thread. Nothing is ever sent to a non-loopback address -- tests that name one
-rely on the guard refusing before any connection is made.
+No mocks of ``requests``: every test talks to the test sink (tests/http_sink.py, a
+``http.server`` running in a thread). Nothing is ever sent to a non-loopback address --
+tests that name one rely on the guard refusing before any connection is made.
 """
 
 import datetime
 import json
 import socket
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from http_sink import HANG, HttpSink, free_port
 
 from lib import http_client
 from lib.http_client import (
@@ -30,95 +29,6 @@ LOOPBACK = "127.0.0.1/32"
 UTC = datetime.timezone.utc  # noqa: UP017 - keep Python 3.10 (Odoo 18)
 
 
-# --------------------------------------------------------------------------
-# A tiny scriptable server
-# --------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.record(self, body)
-        self.server.app(self, body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
-
-    def log_message(self, *args):
-        pass
-
-
-def reply(handler, status=200, body=b"", headers=None):
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(body)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, app, ssl_context=None):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.app = app
-        self.requests = []
-        self.stop = threading.Event()
-        self.scheme = "http"
-        if ssl_context is not None:
-            self.socket = ssl_context.wrap_socket(self.socket, server_side=True)
-            self.scheme = "https"
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def port(self):
-        return self.server_address[1]
-
-    def url(self, path="/", host="127.0.0.1"):
-        return f"{self.scheme}://{host}:{self.port}{path}"
-
-    def record(self, handler, body):
-        self.requests.append(
-            {
-                "method": handler.command,
-                "path": handler.path,
-                "headers": dict(handler.headers),
-                "body": body,
-                "client_port": handler.client_address[1],
-            }
-        )
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop.set()
-        self.shutdown()
-        self.server_close()
-
-
-def scripted(*responses):
-    """App answering with the given (status, body, headers) in turn; the
-    last one repeats."""
-    queue = list(responses)
-
-    def app(handler, body):
-        item = queue.pop(0) if len(queue) > 1 else queue[0]
-        status, payload, headers = (tuple(item) + (b"", None))[:3]
-        reply(handler, status, payload, headers)
-
-    return app
-
-
 @pytest.fixture
 def client():
     with HttpClient(guard=HostGuard([LOOPBACK])) as c:
@@ -133,15 +43,6 @@ class SleepRecorder:
         self.calls.append(seconds)
 
 
-def free_port():
-    """A loopback port with nothing listening (connection refused)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 # --------------------------------------------------------------------------
 # Retries
 # --------------------------------------------------------------------------
@@ -150,12 +51,12 @@ def free_port():
 def test_500_500_200_retries_then_succeeds(client):
     seen = []
     sleep = SleepRecorder()
-    app = scripted(
+    replies = [
         (500, b"boom"),
         (500, b"boom"),
         (200, b'{"ok": true}', {"Content-Type": "application/json"}),
-    )
-    with Server(app) as server:
+    ]
+    with HttpSink(replies) as server:
         result = client.send(
             "POST",
             server.url("/items"),
@@ -175,13 +76,13 @@ def test_500_500_200_retries_then_succeeds(client):
     # backoff 2.0: 2 s then 4 s, each plus up to 10 % jitter
     assert 2.0 <= sleep.calls[0] <= 2.2 and 4.0 <= sleep.calls[1] <= 4.4
     assert [a.delay for a in seen[:2]] == sleep.calls
-    assert [r["body"] for r in server.requests] == [b'{"a": 1}'] * 3
+    assert [r.body for r in server.requests] == [b'{"a": 1}'] * 3
 
 
 def test_429_retry_after_is_honoured(client):
     sleep = SleepRecorder()
-    app = scripted((429, b"slow down", {"Retry-After": "1"}), (200, b"fine"))
-    with Server(app) as server:
+    replies = [(429, b"slow down", {"Retry-After": "1"}), (200, b"fine")]
+    with HttpSink(replies) as server:
         result = client.send("GET", server.url(), backoff=0.01, sleep=sleep)
     assert result.status == 200 and result.text == "fine"
     assert sleep.calls == [1.0]
@@ -190,8 +91,8 @@ def test_429_retry_after_is_honoured(client):
 
 def test_retry_after_is_capped_at_read_timeout(client):
     sleep = SleepRecorder()
-    app = scripted((503, b"", {"Retry-After": "120"}), (200, b""))
-    with Server(app) as server:
+    replies = [(503, b"", {"Retry-After": "120"}), (200, b"")]
+    with HttpSink(replies) as server:
         result = client.send(
             "GET", server.url(), timeout=(1, 2), backoff=0.01, sleep=sleep
         )
@@ -200,11 +101,8 @@ def test_retry_after_is_capped_at_read_timeout(client):
 
 
 def test_read_timeout_maps_to_408_in_bounded_time(client):
-    def app(handler, body):
-        handler.server.stop.wait(10)  # never answers before the test ends
-
     sleep = SleepRecorder()
-    with Server(app) as server:
+    with HttpSink(lambda received: HANG) as server:  # never answers before the test ends
         started = time.monotonic()
         result = client.send(
             "GET", server.url(), timeout=(1, 0.5), max_retries=1, sleep=sleep
@@ -221,7 +119,7 @@ def test_read_timeout_maps_to_408_in_bounded_time(client):
 def test_400_is_not_retried(client):
     sleep = SleepRecorder()
     seen = []
-    with Server(scripted((400, b'{"error": "bad"}'))) as server:
+    with HttpSink([(400, b'{"error": "bad"}')]) as server:
         result = client.send(
             "POST", server.url(), body=b"x", sleep=sleep, on_attempt=seen.append
         )
@@ -231,7 +129,7 @@ def test_400_is_not_retried(client):
 
 
 def test_max_retries_zero_means_one_attempt(client):
-    with Server(scripted((502, b""))) as server:
+    with HttpSink([(502, b"")]) as server:
         result = client.send("GET", server.url(), max_retries=0, sleep=SleepRecorder())
     assert (
         result.status == 502 and len(result.attempts) == 1 and len(server.requests) == 1
@@ -255,37 +153,37 @@ def test_connection_refused_is_status_0_and_retried(client):
 
 
 def test_keep_alive_reuses_one_connection(client):
-    with Server(scripted((200, b"pong"))) as server:
+    with HttpSink([(200, b"pong")]) as server:
         for _ in range(5):
             assert client.send("GET", server.url("/ping")).status == 200
     assert len(server.requests) == 5
-    assert len({r["client_port"] for r in server.requests}) == 1
+    assert len({r.client_port for r in server.requests}) == 1
 
 
 def test_user_agent_and_host_header(client):
-    with Server(scripted((200, b""))) as server:
+    with HttpSink([(200, b"")]) as server:
         client.send("GET", server.url())
-    headers = server.requests[0]["headers"]
-    assert headers["User-Agent"] == "bj_api_sync/18.0.1.0.0"
-    assert headers["Host"] == f"127.0.0.1:{server.port}"
+    request = server.requests[0]
+    assert request.header("User-Agent") == "bj_api_sync/18.0.1.0.0"
+    assert request.header("Host") == f"127.0.0.1:{server.port}"
 
 
 def test_allowed_by_host_name_keeps_host_header():
     with (
         HttpClient(guard=HostGuard("LocalHost")) as c,
-        Server(scripted((200, b"hi"))) as server,
+        HttpSink([(200, b"hi")]) as server,
     ):
         result = c.send("GET", server.url("/x", host="localhost"))
     assert result.status == 200 and result.text == "hi"
-    assert server.requests[0]["headers"]["Host"] == f"localhost:{server.port}"
+    assert server.requests[0].header("Host") == f"localhost:{server.port}"
 
 
 def test_cookies_are_not_kept(client):
-    app = scripted((200, b"", {"Set-Cookie": "sid=secret; Path=/"}), (200, b""))
-    with Server(app) as server:
+    replies = [(200, b"", {"Set-Cookie": "sid=secret; Path=/"}), (200, b"")]
+    with HttpSink(replies) as server:
         client.send("GET", server.url())
         client.send("GET", server.url())
-    assert "Cookie" not in server.requests[1]["headers"]
+    assert server.requests[1].header("Cookie") is None
 
 
 # --------------------------------------------------------------------------
@@ -295,7 +193,7 @@ def test_cookies_are_not_kept(client):
 
 def test_redirect_to_internal_address_is_refused(client):
     seen = []
-    with Server(scripted((302, b"", {"Location": "http://10.0.0.1/steal"}))) as server:
+    with HttpSink([(302, b"", {"Location": "http://10.0.0.1/steal"})]) as server:
         started = time.monotonic()
         result = client.send(
             "GET",
@@ -317,21 +215,20 @@ def test_redirect_to_internal_address_is_refused(client):
 
 
 def test_redirect_to_other_scheme_is_refused(client):
-    with Server(scripted((301, b"", {"Location": "file:///etc/passwd"}))) as server:
+    with HttpSink([(301, b"", {"Location": "file:///etc/passwd"})]) as server:
         result = client.send("GET", server.url(), sleep=SleepRecorder())
     assert result.status == 0 and "only http and https" in result.error
 
 
 def test_redirects_are_followed_with_method_rules(client):
-    def app(handler, body):
-        if handler.path == "/see-other":
-            reply(handler, 303, b"", {"Location": "/result"})
-        elif handler.path == "/temporary":
-            reply(handler, 307, b"", {"Location": "/result"})
-        else:
-            reply(handler, 200, b"done")
+    def respond(received):
+        if received.path == "/see-other":
+            return 303, b"", {"Location": "/result"}
+        if received.path == "/temporary":
+            return 307, b"", {"Location": "/result"}
+        return 200, b"done"
 
-    with Server(app) as server:
+    with HttpSink(respond) as server:
         r303 = client.send(
             "POST",
             server.url("/see-other"),
@@ -341,19 +238,19 @@ def test_redirects_are_followed_with_method_rules(client):
         r307 = client.send("POST", server.url("/temporary"), body=b"payload")
     assert r303.status == 200 and r303.url == server.url("/result")
     assert r307.status == 200
-    methods = [(r["method"], r["path"], r["body"]) for r in server.requests]
+    methods = [(r.method, r.path, r.body) for r in server.requests]
     assert methods == [
         ("POST", "/see-other", b"payload"),
         ("GET", "/result", b""),
         ("POST", "/temporary", b"payload"),
         ("POST", "/result", b"payload"),
     ]
-    assert "Content-Type" not in server.requests[1]["headers"]
+    assert server.requests[1].header("Content-Type") is None
     assert len(r303.attempts) == 1  # redirects are hops of one attempt
 
 
 def test_too_many_redirects(client):
-    with Server(scripted((302, b"", {"Location": "/again"}))) as server:
+    with HttpSink([(302, b"", {"Location": "/again"})]) as server:
         result = client.send("GET", server.url(), sleep=SleepRecorder())
     assert result.status == 302 and not result.ok
     assert "TooManyRedirects" in result.error
@@ -362,9 +259,9 @@ def test_too_many_redirects(client):
 
 
 def test_cross_origin_redirect_drops_credentials(client):
-    with Server(scripted((200, b"other"))) as other:
-        app = scripted((302, b"", {"Location": other.url("/landing")}))
-        with Server(app) as server:
+    with HttpSink([(200, b"other")]) as other:
+        replies = [(302, b"", {"Location": other.url("/landing")})]
+        with HttpSink(replies) as server:
             result = client.send(
                 "GET",
                 server.url(),
@@ -375,10 +272,10 @@ def test_cross_origin_redirect_drops_credentials(client):
                 },
             )
     assert result.status == 200 and result.text == "other"
-    assert server.requests[0]["headers"]["Authorization"] == "Bearer s3cret"
-    landed = other.requests[0]["headers"]
-    assert "Authorization" not in landed and "X-Custom-Token" not in landed
-    assert landed["Accept"] == "application/json"
+    assert server.requests[0].header("Authorization") == "Bearer s3cret"
+    landed = other.requests[0]
+    assert landed.header("Authorization") is None and landed.header("X-Custom-Token") is None
+    assert landed.header("Accept") == "application/json"
 
 
 # --------------------------------------------------------------------------
@@ -524,13 +421,13 @@ def test_connection_goes_to_checked_address_only():
     # then 10.0.0.1. urllib3 never resolves it itself.
     resolver = fake_resolver({"rebind.test": ["127.0.0.1", "10.0.0.1"]})
     guard = HostGuard([LOOPBACK], resolver=resolver)
-    with HttpClient(guard=guard) as c, Server(scripted((200, b"pinned"))) as server:
+    with HttpClient(guard=guard) as c, HttpSink([(200, b"pinned")]) as server:
         first = c.send("GET", server.url("/", host="rebind.test"))
         second = c.send(
             "GET", server.url("/", host="rebind.test"), sleep=SleepRecorder()
         )
     assert first.status == 200 and first.text == "pinned"
-    assert server.requests[0]["headers"]["Host"] == f"rebind.test:{server.port}"
+    assert server.requests[0].header("Host") == f"rebind.test:{server.port}"
     assert resolver.calls == ["rebind.test", "rebind.test"]
     assert second.status == 0
     assert (
@@ -548,7 +445,7 @@ def test_falls_back_to_next_vetted_address():
 
     guard = HostGuard(["127.0.0.0/8"], resolver=two_addresses)
     # 127.0.0.2 has nothing on the port -> refused -> next address
-    with Server(scripted((200, b"second"))) as server, HttpClient(guard=guard) as c:
+    with HttpSink([(200, b"second")]) as server, HttpClient(guard=guard) as c:
         result = c.send(
             "GET", server.url("/", host="multi.test"), timeout=(1, 5), max_retries=0
         )
@@ -644,7 +541,7 @@ def tls_server(tls_files, sni_seen):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     context.sni_callback = lambda sock, name, ctx: sni_seen.append(name)
-    return Server(scripted((200, b"secure")), ssl_context=context)
+    return HttpSink([(200, b"secure")], ssl_context=context)
 
 
 def test_tls_uses_original_name_for_sni_and_verification(tls_files):
@@ -661,7 +558,7 @@ def test_tls_uses_original_name_for_sni_and_verification(tls_files):
         # same address, but the certificate does not cover other.test
         bad = c.send("GET", server.url("/", host="other.test"), max_retries=0)
     assert good.status == 200 and good.text == "secure"
-    assert server.requests[0]["headers"]["Host"] == f"pinned.test:{server.port}"
+    assert server.requests[0].header("Host") == f"pinned.test:{server.port}"
     assert sni[0] == "pinned.test"
     assert bad.status == 0 and "SSLError" in bad.error
     assert "other.test" in bad.error or "hostname" in bad.error.lower()
@@ -739,7 +636,7 @@ def test_get_client_caches_per_key_and_config():
         assert get_client("t2", allowed=[LOOPBACK]) is not a
         b = get_client("t1", allowed=["10.0.0.0/8"])
         assert b is not a and get_client("t1", allowed=["10.0.0.0/8"]) is b
-        with Server(scripted((200, json.dumps({"n": 1})))) as server:
+        with HttpSink([(200, json.dumps({"n": 1}))]) as server:
             assert get_client("t3", allowed=LOOPBACK).send(
                 "GET", server.url()
             ).json() == {"n": 1}

@@ -44,9 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self):
-        super().setup()
+        result = super().setup()
         # One response = headers then body: without this, Nagle + delayed ACK add ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return result
 
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -590,7 +590,7 @@ class TestInbound(InboundCase):
         items[3]["email"] = 42
         response = self.call("POST", "/partners", items)
         body = self.assertError(response, 400, "Item 3")
-        self.assertEqual(body["line_id"], self.partners_config.line_ids.filtered(lambda l: l.api_key == "email").id)
+        self.assertEqual(body["line_id"], self.partners_config.line_ids.filtered(lambda line: line.api_key == "email").id)
         self.assertFalse(self.Partner.search([("name", "=like", "All or nothing%")]))
         log = self.last_log()
         self.assertEqual((log.status, log.response_code, log.config_id), ("error", 400, self.partners_config))

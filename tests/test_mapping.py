@@ -6,10 +6,11 @@ import time
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
+from PIL import Image
+
 from odoo import Command, fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
-from PIL import Image
 
 from ..lib import values
 from ..lib.errors import SyncError

@@ -184,7 +184,7 @@ class TestSecurity(SecurityCase):
 
     def test_rate_limit(self):
         config = self._in_config("rl-ep", rate_limit=4, auth_type="bearer", bearer_token="rl-token")
-        other = self._in_config("rl-other", rate_limit=1)
+        self._in_config("rl-other", rate_limit=1)  # another endpoint: its own budget
         counters = self.env["bj.api.rate.limit"]
         # wrong credentials never spend the budget...
         for _i in range(6):
@@ -345,7 +345,7 @@ class TestSecurity(SecurityCase):
 
         # the secrets are stored, encrypted, and decrypt to the right values
         for config in configs:
-            for field, column in config._bj_secret_fields.items():
+            for column in config._bj_secret_fields.values():
                 if config[column]:
                     self.assertTrue(config[column].startswith("gAAAAA"))
         hits, scanned = self.scan_database(list(needles.values()))
@@ -497,12 +497,12 @@ class TestSecurity(SecurityCase):
                 self.assertTrue(record, model)
                 field = next(name for name, f in Model._fields.items() if f.store and name != "id")
                 for name, operation in (
-                    ("search", lambda: Model.search([])),
-                    ("read", lambda: record.read()),
-                    ("create", lambda: Model.create({})),
-                    ("write", lambda: record.write({})),
-                    ("unlink", lambda: record.unlink()),
-                    ("export", lambda: record.export_data([field])),  # noqa: B023
+                    ("search", lambda Model=Model: Model.search([])),
+                    ("read", lambda record=record: record.read()),
+                    ("create", lambda Model=Model: Model.create({})),
+                    ("write", lambda record=record: record.write({})),
+                    ("unlink", lambda record=record: record.unlink()),
+                    ("export", lambda record=record, field=field: record.export_data([field])),
                 ):
                     # a savepoint: mail.thread deletes the messages before the access check fails
                     with self.subTest(user=user.login, model=model, operation=name), self.env.cr.savepoint():

@@ -633,7 +633,7 @@ class Campaign:
                 logged[match.group(1)].append(row)
         statuses = collections.Counter()
         server_errors, unlogged, refused_outside = [], [], []
-        for fuzz_id, (phase, method, target) in self.sent.items():
+        for fuzz_id, (_phase, method, target) in self.sent.items():
             reply = self.replies.get(fuzz_id)
             status = reply[0] if reply else 0
             statuses[status] += 1

@@ -12,8 +12,10 @@ import ssl
 import time
 
 import pytest
-from http_sink import HANG, HttpSink, free_port
-
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from lib import http_client
 from lib.http_client import (
     HostGuard,
@@ -24,6 +26,8 @@ from lib.http_client import (
     parse_retry_after,
     redact_headers,
 )
+
+from http_sink import HANG, HttpSink, free_port
 
 LOOPBACK = "127.0.0.1/32"
 UTC = datetime.timezone.utc  # noqa: UP017 - keep Python 3.10 (Odoo 18)
@@ -454,10 +458,6 @@ def test_falls_back_to_next_vetted_address():
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = datetime.datetime.now(UTC).replace(tzinfo=None)
 

@@ -10,7 +10,8 @@ with ``--cprofile``, prints the functions that dominate. Works on a database mad
 
 Operations:
   get_one       inbound GET /<id> (services.inbound.handle, the controller's work without werkzeug)
-  list          inbound GET ?limit=100
+  list          inbound GET ?limit=100 (the first page: counted)
+  list_page     inbound GET ?limit=100&offset=1000 (a page of a walk: no count unless Prefer: count=exact)
   post_one      inbound POST of one object (creates a partner)
   post_batch    inbound POST of an array of --batch objects
   orm_create_batch  the same --batch partners through the ORM's create, as admin (what JSON-RPC does)
@@ -112,6 +113,7 @@ def profile(registry, sink, operation, args):
         operations = {
             "get_one": lambda: http("GET", record_id=str(partners[next(counter) % len(partners)].id)),
             "list": lambda: http("GET", query={"limit": "100"}),
+            "list_page": lambda: http("GET", query={"limit": "100", "offset": "1000"}),
             "post_one": lambda: http("POST", body={"name": "Profile %d" % next(counter), "email": "x@example.com"}),
             "post_batch": lambda: http(
                 "POST", body=[{"name": "Profile %d" % next(counter), "email": "x@example.com"}

@@ -42,19 +42,36 @@ def _operation(call):
 
 # -- reads
 def _op_list(call, config):
+    """A page of records, ``X-Total-Count`` and ``Link: rel="next"``.
+
+    One row more than the page is read, so whether a next page exists needs no COUNT.
+    The total is exact on every page but costs a COUNT over every matching row only
+    where a client needs it: on a full first page (where clients read it) and on
+    pages whose request says ``Prefer: count=exact`` (PostgREST's convention). A
+    partial page knows its total (offset + rows); the other full pages of a walk leave
+    the header out.
+    """
     domain, limit, offset = _list_query(call, config)
     Model = config.env[call.res_model]
-    records = Model.search(domain, offset=offset, limit=limit or None, order="id")
-    if limit and len(records) == limit:
-        total = Model.search_count(domain)
-    elif records or not offset:
+    records = Model.search(domain, offset=offset, limit=limit + 1 if limit else None, order="id")
+    more = bool(limit) and len(records) > limit
+    if more:
+        records = records[:limit]
+    total = None
+    if not more and (records or not offset):
         total = offset + len(records)
-    else:
+    elif not more or not offset or _wants_count(call):  # (not more: a page past the end)
         total = Model.search_count(domain)
     _success(call, 200, mapping.serialize(config, records), records)
-    call.response_headers["X-Total-Count"] = str(total)
-    if limit and offset + len(records) < total:
+    if total is not None:
+        call.response_headers["X-Total-Count"] = str(total)
+    if more:
         call.response_headers["Link"] = '<%s>; rel="next"' % _page_url(call, limit, offset + limit)
+
+
+def _wants_count(call):
+    prefer = (call.headers or {}).get("prefer") or ""
+    return any(token.strip().lower() == "count=exact" for token in prefer.replace(";", ",").split(","))
 
 
 def _op_read_one(call, config):

@@ -251,7 +251,11 @@ class _Builder:
             collection["get"] = operation(
                 "list", "List %s" % config.name,
                 {"200": ok("Records, ordered by id.", {"type": "array", "items": ref}, {
-                    "X-Total-Count": {"description": "Number of matching records.", "schema": {"type": "integer"}},
+                    "X-Total-Count": {
+                        "description": "Number of matching records: on the first and the last page, and on every "
+                        "page with Prefer: count=exact.",
+                        "schema": {"type": "integer"},
+                    },
                     "Link": {"description": 'Next page: <url>; rel="next".', "schema": {"type": "string"}},
                 })},
                 ["400"] + common_errors,
@@ -316,6 +320,8 @@ class _Builder:
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1},
              "description": "Page size (capped by the endpoint's limit)."},
             {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "Prefer", "in": "header", "schema": {"type": "string"},
+             "description": "count=exact: X-Total-Count on every page (else on the first and last pages only)."},
         ]
         seen = {"limit", "offset"}
         for param in config.param_ids:

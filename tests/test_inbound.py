@@ -402,11 +402,25 @@ class TestInbound(InboundCase):
         expected = self.Partner.search([("is_company", "=", False)], order="id").ids
         ids = self._walk("/partners?limit=7")
         self.assertEqual(ids, expected)
-        response = self.call("GET", "/partners?limit=7&offset=7")
+        # the first page counts; a middle page counts only when asked (Prefer: count=exact)
+        first = self.call("GET", "/partners?limit=7")
+        self.assertEqual(int(first.headers["X-Total-Count"]), len(expected))
+        middle = self.call("GET", "/partners?limit=7&offset=7")
+        self.assertNotIn("X-Total-Count", middle.headers)
+        self.assertIn("offset=14", middle.headers["Link"])
+        response = self.call("GET", "/partners?limit=7&offset=7", headers={"Prefer": "count=exact"})
         self.assertEqual(int(response.headers["X-Total-Count"]), len(expected))
         self.assertEqual([item["id"] for item in response.json()], expected[7:14])
         self.assertIn("offset=14", response.headers["Link"])
         self.assertIn("limit=7", response.headers["Link"])
+        # a page past the end still says how many there are
+        past = self.call("GET", "/partners?limit=7&offset=%s" % (len(expected) + 50))
+        self.assertEqual(past.json(), [])
+        self.assertEqual(int(past.headers["X-Total-Count"]), len(expected))
+        # an exactly full last page: total known without a count, and no next link
+        full_last = self.call("GET", "/partners?limit=%s&offset=%s" % (len(expected) - 7, 7))
+        self.assertEqual(int(full_last.headers["X-Total-Count"]), len(expected))
+        self.assertNotIn("Link", full_last.headers)
         # paginated config: default page size, never above the config's limit
         self.partners_config.write({"page_size": 5, "limit": 10})
         self.assertEqual(len(self.call("GET", "/partners").json()), 5)

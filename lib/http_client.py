@@ -30,6 +30,7 @@ redirect to another origin. Cookies are never stored: the client is
 stateless between calls.
 """
 
+import contextlib
 import email.utils
 import json
 import os
@@ -435,10 +436,8 @@ class HttpClient:
                         f"TooManyRedirects: more than {MAX_REDIRECTS} redirects",
                     )
                 # requests decodes headers as latin-1; servers send UTF-8.
-                try:
+                with contextlib.suppress(UnicodeError):  # not UTF-8 after all: keep it as decoded
                     location = location.encode("latin1").decode("utf-8")
-                except UnicodeError:
-                    pass
                 next_url = urljoin(url, location.strip())
                 response.close()
                 status = response.status_code

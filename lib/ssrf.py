@@ -182,11 +182,11 @@ class HostGuard:
             if not entry:
                 continue
             try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-                continue
-            except ValueError:
-                pass
-            names.add(_normalise_name(entry))
+                network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:  # not an address or a network: a host name
+                names.add(_normalise_name(entry))
+            else:
+                networks.append(network)
         self.names = frozenset(names)
         self.networks = tuple(networks)
         self._getaddrinfo = resolver or socket.getaddrinfo
@@ -319,8 +319,9 @@ class PinnedAdapter(HTTPAdapter):
         super().__init__(**kwargs)
 
     def __setstate__(self, state):  # pragma: no cover - pickling support
-        super().__setstate__(state)
+        result = super().__setstate__(state)
         self._local = threading.local()
+        return result
 
     def send(
         self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None

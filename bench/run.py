@@ -11,8 +11,9 @@ What it does, by itself:
 
 1. creates a database (``odoo-bin -i bj_api_sync``, no demo data) and loads the records;
 2. starts a local HTTP sink (bench/common.py: separate process, HTTP/1.1 keep-alive, a
-   thread per connection, answers 200 at once or after ``--latency-ms``) and Odoo with ``--workers 2`` on a free port (no cron thread: nothing drains the
-   outbox behind the bench's back);
+   thread per connection, answers 200 at once or after ``--latency-ms``) and Odoo with
+   ``--workers 2`` on a free port (no cron thread: nothing drains the outbox behind the
+   bench's back);
 3. runs the scenarios, each against its baseline *in the same run*, interleaved unit by
    unit (a unit = one request, one batch, one record...) and repeated ``--rounds`` times,
    the order of the contenders alternating, so that load changes on a noisy machine hit

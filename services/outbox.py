@@ -116,36 +116,6 @@ def _worker_due(env):
     return bool(env.cr.fetchone())
 
 
-def _without_duplicates(config, requests):
-    """Drop a request whose record already waits in a pending job with the same body.
-
-    Automation rules fire several times in one save (once per recomputed field); the
-    remote needs the record's state once, not once per recompute.
-    """
-    keys = {(req.get("res_model"), ",".join(str(i) for i in req.get("res_ids") or [])) for req in requests}
-    pending = config.env["bj.api.sync.job"].sudo().search_fetch(
-        [
-            ("config_id", "=", config.id),
-            ("state", "=", "pending"),
-            ("attempts", "=", 0),
-            ("res_ids", "in", [res_ids for _model, res_ids in keys]),
-        ],
-        ["res_model", "res_ids", "url", "method", "payload"],
-        order="id desc",
-    )
-    latest = {}
-    for job in pending:
-        latest.setdefault((job.res_model, job.res_ids, job.url, job.method), job.payload)
-    kept = []
-    for req in requests:
-        key = (req.get("res_model"), ",".join(str(i) for i in req.get("res_ids") or []), req["url"], req["method"])
-        if key in latest and latest[key] == req.get("body"):
-            continue
-        latest[key] = req.get("body")
-        kept.append(req)
-    return kept
-
-
 def _without_duplicates(config, vals_list):
     """Drop a job whose record already waits in a pending job with the same body.
 

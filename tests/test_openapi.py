@@ -129,7 +129,7 @@ class TestOpenApi(HttpCase):
         record_id = paths["/bj_api_sync/v1/partners/{record_id}"]["parameters"][0]
         self.assertEqual(record_id["schema"]["type"], "integer")
         params = {p["name"] for p in paths["/bj_api_sync/v1/partners"]["get"]["parameters"]}
-        self.assertEqual(params, {"limit", "offset", "res_name", "id", "name", "email", "phone"})
+        self.assertEqual(params, {"limit", "offset", "Prefer", "res_name", "id", "name", "email", "phone"})
         # never a secret
         for secret in ("demo-token", "very-secret-key", self.secret, self.secret[6:]):
             self.assertNotIn(secret, response.text)

@@ -123,6 +123,57 @@ class BjApiSyncConfig(models.Model):
         "Out: records are sent as JSON arrays of Page Size records; pulls page through the remote list.",
     )
     page_size = fields.Integer(default=100, help="Records per page (inbound) or per batch (outbound).")
+    pagination_style = fields.Selection(
+        [
+            ("offset", "Limit / Offset"),
+            ("page", "Page Number"),
+            ("link", "Link Header"),
+            ("cursor", "Cursor"),
+            ("next_url", "Next URL in Body"),
+        ],
+        default="offset",
+        required=True,
+        help="How a paginated pull (Out + GET) walks the remote list. "
+        "Limit / Offset: ?limit=100&offset=0, 100, … until an empty or short page. "
+        "Page Number: ?page=1, 2, … of Page Size items until an empty or short page (WooCommerce). "
+        "Link Header: follows Link: <…>; rel=\"next\" until there is none (GitHub, Shopify). "
+        "Cursor: sends the value found at Cursor Path in each answer as the Cursor Parameter until it "
+        "is absent (HubSpot, Stripe). Next URL in Body: follows the URL found at Next URL Path until it "
+        "is absent (Microsoft Graph, Salesforce).",
+    )
+    size_param = fields.Char(
+        string="Page Size Parameter",
+        default="limit",
+        help="Query parameter carrying Page Size (limit, per_page, _limit, $top…); empty: not sent.",
+    )
+    offset_param = fields.Char(
+        string="Offset Parameter",
+        default="offset",
+        help="Limit / Offset: query parameter carrying the offset (offset, _start, skip…).",
+    )
+    page_param = fields.Char(
+        string="Page Parameter",
+        default="page",
+        help="Page Number and Link Header: query parameter carrying the page number (page, _page…). "
+        "Link Header sends page=1 on the first request only; empty: not sent (Shopify).",
+    )
+    cursor_param = fields.Char(
+        string="Cursor Parameter",
+        default="cursor",
+        help="Cursor: query parameter carrying the cursor of the next page (after for HubSpot, "
+        "starting_after for Stripe).",
+    )
+    cursor_path = fields.Char(
+        help="Cursor: where the next cursor is in the JSON answer, as a dotted path "
+        "(paging.next.after for HubSpot, data.-1.id for Stripe: -1 is the last item of a list). "
+        "The pull stops when it is absent or empty.",
+    )
+    next_url_path = fields.Char(
+        string="Next URL Path",
+        help="Next URL in Body: where the next page's URL is in the JSON answer, as a dotted path "
+        "(@odata.nextLink for Microsoft Graph, nextRecordsUrl for Salesforce, links.next). A key that "
+        "contains dots is found whole. Relative URLs are resolved against the current page's.",
+    )
 
     # ---------------------------------------------------------------- model
     model_id = fields.Many2one(
@@ -213,8 +264,24 @@ class BjApiSyncConfig(models.Model):
         default=lambda self: self.env.user,
         help="Told (activity and chatter) when the configuration pauses or jobs fail.",
     )
+    last_sync_at = fields.Datetime(
+        string="Last Sync",
+        copy=False,
+        readonly=True,
+        help="Start of the last pull that went through the whole remote list without a failure. "
+        "{last_sync} in the Request URL stands for it minus the Overlap, in ISO 8601 UTC "
+        "(2024-05-01T12:00:00Z); before the first such pull, or after Reset, for 1970-01-01T00:00:00Z.",
+    )
+    sync_overlap = fields.Integer(
+        string="Overlap (s)",
+        default=300,
+        help="Seconds subtracted from Last Sync in {last_sync}: records changed on the remote at the "
+        "boundary (same timestamp, clocks apart, late commits) are asked again rather than lost. "
+        "Unchanged records are not written again.",
+    )
     response_root = fields.Char(
-        help="Key of the list in a pulled JSON body (e.g. data or items); empty = the body itself.",
+        help="Where the list is in a pulled JSON body, as a dotted path (data, items, data.items, "
+        "value); empty = the body itself.",
     )
     delete_mode = fields.Selection(
         [("unlink", "Delete"), ("archive", "Archive")],
@@ -256,6 +323,7 @@ class BjApiSyncConfig(models.Model):
         ("max_retries_positive", "CHECK(max_retries >= 0)", "Max retries cannot be negative."),
         ("retry_backoff_positive", "CHECK(retry_backoff >= 0)", "Retry backoff cannot be negative."),
         ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
+        ("sync_overlap_positive", "CHECK(sync_overlap >= 0)", "The overlap cannot be negative."),
     ]
 
     # ---------------------------------------------------------------- secrets
@@ -550,6 +618,11 @@ class BjApiSyncConfig(models.Model):
         self.write({"paused": False, "pause_reason": False, "next_probe_at": False, "consecutive_failures": 0})
         for config in self:
             config.message_post(body=_("Deliveries resumed."))
+        return True
+
+    def action_reset_last_sync(self):
+        """Forget Last Sync: the next pull asks for everything ({last_sync} = 1970-01-01T00:00:00Z)."""
+        self.write({"last_sync_at": False})
         return True
 
     def action_test_connection(self):

@@ -10,10 +10,15 @@ from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
 from ..services import buttons, inbound, push, triggers
+from .bj_api_sync_secret_mixin import MASK
 
 _logger = logging.getLogger(__name__)
 
 ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+OAUTH2_CREDENTIALS = frozenset(
+    {"auth_type", "oauth2_token_url", "oauth2_client_id", "oauth2_client_secret", "oauth2_scope", "oauth2_audience",
+     "oauth2_client_auth"}
+)
 
 
 class BjApiSyncConfig(models.Model):
@@ -26,6 +31,7 @@ class BjApiSyncConfig(models.Model):
         "password": "password_encrypted",
         "bearer_token": "bearer_token_encrypted",
         "hmac_secret": "hmac_secret_encrypted",
+        "oauth2_client_secret": "oauth2_client_secret_encrypted",
     }
 
     # ------------------------------------------------------------------ identity
@@ -83,11 +89,14 @@ class BjApiSyncConfig(models.Model):
             ("basic", "Basic Auth"),
             ("bearer", "Bearer Token"),
             ("hmac", "HMAC Signature"),
+            ("oauth2", "OAuth2 Client Credentials"),
         ],
         string="Authorization Type",
         tracking=True,
         help="How requests are authenticated. HMAC Signature follows the Standard Webhooks "
-        "specification (webhook-id, webhook-timestamp, webhook-signature headers).",
+        "specification (webhook-id, webhook-timestamp, webhook-signature headers). "
+        "OAuth2 Client Credentials (outbound only): a token is requested from the Token URL, "
+        "cached until it expires and sent as a Bearer token.",
     )
     login = fields.Char(help="User name for Basic Auth.")
     password = fields.Char(
@@ -107,9 +116,48 @@ class BjApiSyncConfig(models.Model):
         inverse="_inverse_hmac_secret",
         help="Signing secret (whsec_<base64>, at least 24 random bytes). Stored encrypted.",
     )
+    oauth2_token_url = fields.Char(
+        string="Token URL",
+        help="OAuth2: the authorization server's token endpoint, e.g. "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.",
+    )
+    oauth2_client_id = fields.Char(string="Client ID", help="OAuth2: the client (application) id.")
+    oauth2_client_secret = fields.Char(
+        string="Client Secret",
+        compute="_compute_secret_masks",
+        inverse="_inverse_oauth2_client_secret",
+        help="OAuth2: the client secret. Stored encrypted; never shown again once saved.",
+    )
+    oauth2_scope = fields.Char(
+        string="Scope",
+        help="OAuth2: the scopes asked, separated by spaces (https://graph.microsoft.com/.default); "
+        "empty: none is sent.",
+    )
+    oauth2_audience = fields.Char(
+        string="Audience",
+        help="OAuth2: the audience parameter some servers require (Auth0: the API identifier); "
+        "empty: not sent.",
+    )
+    oauth2_client_auth = fields.Selection(
+        [("body", "Credentials in Body"), ("basic", "HTTP Basic Header")],
+        string="Client Authentication",
+        default="body",
+        help="OAuth2: how the client authenticates to the token endpoint. Credentials in Body sends "
+        "client_id and client_secret in the form (client_secret_post: Microsoft Entra, Auth0, Salesforce); "
+        "HTTP Basic Header sends them in an Authorization: Basic header (client_secret_basic).",
+    )
+    oauth2_token_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_token_expires_at = fields.Datetime(
+        string="Token Valid Until",
+        copy=False,
+        readonly=True,
+        help="OAuth2: when the cached access token expires. It is shared by every worker and refreshed "
+        "before then, or at once when the API answers 401.",
+    )
     password_encrypted = fields.Char(copy=False, groups="base.group_system")
     bearer_token_encrypted = fields.Char(copy=False, groups="base.group_system")
     hmac_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_client_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
 
     # ---------------------------------------------------------------- paging
     limit = fields.Integer(
@@ -327,7 +375,9 @@ class BjApiSyncConfig(models.Model):
     ]
 
     # ---------------------------------------------------------------- secrets
-    @api.depends("password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted")
+    @api.depends(
+        "password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted", "oauth2_client_secret_encrypted"
+    )
     def _compute_secret_masks(self):
         return super()._compute_secret_masks()
 
@@ -342,6 +392,10 @@ class BjApiSyncConfig(models.Model):
     def _inverse_hmac_secret(self):
         for config in self:
             config._bj_store_secret("hmac_secret", config.hmac_secret)
+
+    def _inverse_oauth2_client_secret(self):
+        for config in self:
+            config._bj_store_secret("oauth2_client_secret", config.oauth2_client_secret)
 
     def _bj_normalize_secret(self, field_name, value):
         value = super()._bj_normalize_secret(field_name, value)
@@ -439,6 +493,17 @@ class BjApiSyncConfig(models.Model):
                     _("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
                 )
 
+    @api.constrains("request_type", "auth_type", "oauth2_token_url")
+    def _check_oauth2(self):
+        for config in self.filtered(lambda c: c.auth_type == "oauth2"):
+            if config.request_type != "out":
+                raise ValidationError(
+                    _("OAuth2 Client Credentials authenticates outbound requests only ('%s').", config.name)
+                )
+            parts = urlsplit(config.oauth2_token_url or "")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValidationError(_("The Token URL of '%s' must be an http:// or https:// URL.", config.name))
+
     @api.constrains("connect_timeout", "read_timeout")
     def _check_timeouts(self):
         for config in self:
@@ -485,6 +550,12 @@ class BjApiSyncConfig(models.Model):
     def write(self, vals):
         if vals.get("paused") and "pause_reason" not in vals:
             vals = dict(vals, pause_reason="manual")
+        changed = set(vals) & OAUTH2_CREDENTIALS
+        if vals.get("oauth2_client_secret") == MASK:
+            changed.discard("oauth2_client_secret")  # the form sent the mask back unchanged
+        if changed:
+            # another client, secret, server or scope: the cached token is not theirs
+            vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:

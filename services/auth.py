@@ -9,6 +9,7 @@ import base64
 
 from odoo.exceptions import UserError
 
+from . import oauth2
 from .client import user_agent
 
 # --------------------------------------------------------------------------
@@ -46,6 +47,7 @@ AUTHORIZATION = {
     "basic": _basic_header,
     "bearer": _bearer_header,
     "hmac": _hmac_header,
+    "oauth2": oauth2.authorization,  # fetched once, cached and refreshed: services/oauth2.py
 }
 
 

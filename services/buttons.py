@@ -10,8 +10,7 @@ from odoo.exceptions import UserError
 
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
-from . import mapping
-from . import pull
+from . import mapping, oauth2, pull
 from .outbound_build import OutboundRequest, fill_url, placeholders, prepare
 from .push import cron_sync
 from .sender import Sender, summary
@@ -61,11 +60,30 @@ def test_connection(config):
 
     A list pull (GET without record placeholders) GETs its first page instead and reports
     what the pull would find there (items at Response Root, the next page); nothing is written.
+    OAuth2: a new token is fetched first, and the token endpoint's refusal (invalid_client…)
+    is what the notification tells.
     """
     config = prepare(config)
     env = config.env
     if not config.url:
         raise UserError(env._("Set the Request URL first."))
+    if config.auth_type != "oauth2":
+        return _test_connection(config)
+    try:
+        lifetime = oauth2.test_token(config)
+    except oauth2.TokenError as exc:
+        return notification(env._("Connection test: no OAuth2 token"), exc.message, "danger", sticky=True)
+    result = _test_connection(config)
+    params = result["params"]
+    note = env._("OAuth2 token obtained from %(url)s (valid %(seconds)s s).",
+                 url=config.oauth2_token_url, seconds=lifetime)
+    params["message"] = "%s\n%s" % (note, params["message"])
+    params.setdefault("className", "text-prewrap")
+    return result
+
+
+def _test_connection(config):
+    env = config.env
     url = pull.fill_last_sync(config, config.url)
     if placeholders(url):
         url = url[: url.index("{")]  # the part before the first placeholder: host, auth and base path

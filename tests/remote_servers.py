@@ -161,6 +161,8 @@ class OAuth2Server:
         self.lock = threading.Lock()
         self.token_requests = []
         self.tokens = {}  # token -> expiry (monotonic)
+        self.refused = []  # Authorization headers the API answered 401 to
+        self.api_requests = []
         self.error = None  # e.g. ("invalid_scope", 400): the next token requests fail so
 
     def issued(self):
@@ -183,8 +185,12 @@ class OAuth2Server:
             return self._token(received)
         token = (received.header("Authorization") or "")[len("Bearer ") :]
         with self.lock:
+            self.api_requests.append(received)
             expiry = self.tokens.get(token)
-        if expiry is None or expiry < time.monotonic():
+            valid = expiry is not None and expiry >= time.monotonic()
+            if not valid:
+                self.refused.append(received.header("Authorization"))
+        if not valid:
             return 401, {"error": "invalid_token"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         if self.api is not None:
             return self.api(received)

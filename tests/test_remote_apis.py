@@ -3,16 +3,20 @@
 Pagination styles, OAuth2 client credentials, incremental pull, write-back and deletes.
 """
 
+import json
+import threading
+import time
 import uuid
 from datetime import timedelta
 
-from odoo import Command
+from odoo import Command, api, fields
+from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
 
-from ..services import push
+from ..services import oauth2, outbox, push
 from . import remote_servers as remote
 from .common import BjCase
-from .http_sink import HttpSink
+from .http_sink import HttpSink, free_port
 
 
 class RemoteCase(BjCase):
@@ -329,3 +333,293 @@ class TestRemoteForm(RemoteCase):
         form.http_method_ids.add(self.methods["POST"])
         self.assertTrue(self.invisible(form, "pagination_style"))
         self.assertFalse(self.invisible(form, "page_size"))
+
+
+@tagged("post_install", "-at_install")
+class TestOAuth2(RemoteCase):
+    def setUp(self):
+        super().setUp()
+        oauth2._memo.clear()  # every test starts as a fresh process would
+        self.addCleanup(oauth2._memo.clear)
+        self.server = remote.OAuth2Server()
+        self.sink = self.serve(self.server)
+        self.partners = self.Partner.create(
+            [{"name": "O%d" % i, "email": "o%d@bj-rem-oauth.test" % i} for i in range(3)]
+        )
+
+    def oauth_config(self, **vals):
+        defaults = {
+            "name": "OAuth2 %s" % uuid.uuid4().hex[:6],
+            "request_type": "out",
+            "url": self.sink.url("/api/partners"),
+            "http_method_ids": [Command.set([self.methods["POST"].id])],
+            "filter_domain": "[('email', '=ilike', '%@bj-rem-oauth.test')]",
+            "retry_backoff": 0,
+            "auth_type": "oauth2",
+            "oauth2_token_url": self.sink.url("/token"),
+            "oauth2_client_id": "cid",
+            "oauth2_client_secret": "s3cret",
+            "oauth2_scope": "partners.write",
+            "line_ids": [
+                self._line("res.partner", "id", "id", is_record_identifier=True, sequence=1),
+                self._line("res.partner", "name", "name", sequence=2),
+            ],
+        }
+        defaults.update(vals)
+        return self._config(**defaults)
+
+    def api_authorizations(self):
+        return [r.header("Authorization") for r in self.server.api_requests]
+
+    def assertNothingSecretLogged(self, config, secrets):
+        for log in self.logs(config):
+            for name in ("url", "request_headers", "request_data", "response_data", "error_message"):
+                for secret in secrets:
+                    self.assertNotIn(secret, log[name] or "", (log.id, name))
+
+    def test_one_token_for_many_calls_never_logged(self):
+        config = self.oauth_config()
+        for partner in self.partners:
+            self.assertTrue(config._make_outbound_http_request(partner, config.id).success)
+        config.write({"is_paginated": True, "page_size": 10})
+        self.assertTrue(config._make_outbound_http_request(self.partners, config.id).success)
+        self.assertEqual(len(self.server.token_requests), 1)
+        (token,) = self.server.issued()
+        self.assertEqual(self.api_authorizations(), ["Bearer " + token] * 4)
+        self.assertEqual(self.server.refused, [])
+        form = self.server.token_requests[0]["form"]
+        self.assertEqual(form, {"grant_type": "client_credentials", "client_id": "cid", "client_secret": "s3cret",
+                                "scope": "partners.write"})
+        # the token request is logged, its secrets replaced
+        token_log = self.logs(config).filtered(lambda log: log.url == config.oauth2_token_url)
+        self.assertEqual((len(token_log), token_log.status, token_log.method), (1, "success", "POST"))
+        self.assertIn("client_secret=***", token_log.request_data)
+        self.assertIn('"access_token": "***"', token_log.response_data)
+        api_logs = self.logs(config) - token_log
+        self.assertEqual(len(api_logs), 4)
+        for log in api_logs:
+            self.assertEqual(json.loads(log.request_headers)["Authorization"], "***")
+        self.assertNothingSecretLogged(config, [token, "s3cret"])
+        # at rest: encrypted, masked on read, with its expiry
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT oauth2_token_encrypted, oauth2_client_secret_encrypted FROM bj_api_sync_config WHERE id = %s",
+            [config.id],
+        )
+        for stored in self.env.cr.fetchone():
+            self.assertTrue(stored.startswith("gAAAAA"))
+            self.assertNotIn(token, stored)
+            self.assertNotIn("s3cret", stored)
+        self.assertEqual(config.read(["oauth2_client_secret"])[0]["oauth2_client_secret"], "********")
+        self.assertEqual(config._get_secret("oauth2_client_secret"), "s3cret")
+        self.assertGreater(config.oauth2_token_expires_at, fields.Datetime.now() + timedelta(minutes=55))
+
+    def test_client_secret_basic(self):
+        config = self.oauth_config(oauth2_client_auth="basic", oauth2_scope=False, oauth2_audience="https://api")
+        self.assertTrue(config._make_outbound_http_request(self.partners[0], config.id).success)
+        request = self.server.token_requests[0]
+        self.assertEqual(request["form"], {"grant_type": "client_credentials", "audience": "https://api"})
+        self.assertTrue(request["headers"]["authorization"].startswith("Basic "))
+        token_log = self.logs(config).filtered(lambda log: log.url == config.oauth2_token_url)
+        self.assertEqual(json.loads(token_log.request_headers)["Authorization"], "***")
+
+    def test_refreshed_before_expiry(self):
+        self.server.expires_in = 4  # refreshed a tenth of its life before it expires
+        config = self.oauth_config()
+        self.assertTrue(config._make_outbound_http_request(self.partners[0], config.id).success)
+        self.assertTrue(config._make_outbound_http_request(self.partners[1], config.id).success)
+        self.assertEqual(len(self.server.token_requests), 1)
+        time.sleep(4)
+        self.assertTrue(config._make_outbound_http_request(self.partners[2], config.id).success)
+        self.assertEqual(len(self.server.token_requests), 2)
+        self.assertEqual(self.server.refused, [])  # refreshed before, not after a 401
+        tokens = self.api_authorizations()
+        self.assertEqual(tokens[0], tokens[1])
+        self.assertNotEqual(tokens[1], tokens[2])
+
+    def test_refreshed_once_on_401(self):
+        config = self.oauth_config(max_retries=0)
+        self.assertTrue(config._make_outbound_http_request(self.partners[0], config.id).success)
+        self.server.revoke_all()  # the server forgot the token (rotation, restart)
+        result = config._make_outbound_http_request(self.partners[1], config.id)
+        self.assertTrue(result.success, result.message)
+        self.assertEqual(len(self.server.token_requests), 2)
+        self.assertEqual(len(self.server.refused), 1)
+        logs = self.logs(config).filtered(lambda log: log.url == config.url)[-2:]
+        self.assertEqual(logs.mapped("response_code"), [401, 201])
+        self.assertEqual(logs.mapped("status"), ["retrying", "success"])
+        self.assertEqual(logs.mapped("attempt"), [1, 2])
+        self.assertIn("OAuth2", logs[0].error_message)
+        # a token refused again is not retried in a loop: one new token, one more attempt, a failure
+        self.server.revoke_all()
+        original = self.server._token
+
+        def token_never_valid(received):
+            reply = original(received)
+            self.server.revoke_all()
+            return reply
+
+        self.server._token = token_never_valid
+        result = config._make_outbound_http_request(self.partners[2], config.id)
+        self.assertFalse(result.success)
+        self.assertEqual(result.status_code, 401)
+        self.assertEqual(len(self.server.token_requests), 3)
+        self.assertEqual(len(self.server.refused), 3)
+        self.assertNothingSecretLogged(config, [a[len("Bearer "):] for a in self.api_authorizations()] + ["s3cret"])
+
+    def test_errors_are_told_by_test_connection_and_calls(self):
+        config = self.oauth_config(oauth2_client_secret="wrong")
+        params = config.action_test_connection()["params"]
+        self.assertEqual(params["type"], "danger")
+        self.assertIn("invalid_client", params["message"])
+        self.assertIn("Client Secret", params["message"])
+        self.assertFalse(self.server.api_requests)
+        result = config._make_outbound_http_request(self.partners[0], config.id)
+        self.assertFalse(result.success)
+        self.assertIn("invalid_client", result.message)
+        self.assertFalse(self.server.api_requests)
+        self.assertNothingSecretLogged(config, ["wrong"])
+        self.server.error = ("invalid_scope", 400)
+        config.oauth2_client_secret = "s3cret"
+        params = config.action_test_connection()["params"]
+        self.assertIn("invalid_scope", params["message"])
+        self.assertIn("Scope", params["message"])
+        self.server.error = None
+        params = config.action_test_connection()["params"]
+        self.assertEqual(params["type"], "success", params)
+        self.assertIn("OAuth2 token obtained", params["message"])
+        self.assertIn("HTTP 200", params["message"])  # HEAD with the token
+        config.oauth2_token_url = "http://127.0.0.1:%d/token" % free_port()
+        params = config.action_test_connection()["params"]
+        self.assertEqual(params["type"], "danger")
+        self.assertIn("refused", params["message"].lower())
+
+    def test_new_credentials_forget_the_token(self):
+        config = self.oauth_config()
+        config._make_outbound_http_request(self.partners[0], config.id)
+        self.assertTrue(config.oauth2_token_expires_at)
+        config.write({"oauth2_client_secret": "********"})  # the form sending the mask back: unchanged
+        self.assertTrue(config.oauth2_token_expires_at)
+        self.server.client_secret = "rotated"
+        config.write({"oauth2_client_secret": "rotated"})
+        self.assertFalse(config.oauth2_token_expires_at)
+        self.assertTrue(config._make_outbound_http_request(self.partners[1], config.id).success)
+        self.assertEqual(len(self.server.token_requests), 2)
+        self.assertEqual(self.server.token_requests[1]["form"]["client_secret"], "rotated")
+
+    def test_paginated_pull_and_queued_delivery(self):
+        self.server.api = remote.next_url_api(remote.items_of(9))
+        config = self.pull_config(self.sink, path="/v1.0/users", page_size=4, pagination_style="next_url",
+                                  size_param="$top", next_url_path="@odata.nextLink", response_root="value",
+                                  auth_type="oauth2", oauth2_token_url=self.sink.url("/token"),
+                                  oauth2_client_id="cid", oauth2_client_secret="s3cret")
+        result = config._make_outbound_http_request(config_id_ref=config.id)
+        self.assertTrue(result.success, result.message)
+        self.assertEqual(result.received, 9)
+        self.assertEqual((len(self.server.api_requests), len(self.server.token_requests)), (3, 1))
+        # the outbox worker sends queued jobs with the shared token too
+        self.server.api = None
+        config = self.oauth_config(delivery="queued")
+        jobs = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners, config.id).job_ids)
+        self.assertEqual(len(jobs), 3)
+        for job in jobs:
+            self.assertTrue(outbox.deliver_job(job)["ok"])
+        self.assertEqual(len(self.server.token_requests), 2)  # one per configuration
+
+    def test_oauth2_is_outbound_only_and_form_visibility(self):
+        with self.assertRaises(ValidationError):
+            self._config(auth_type="oauth2", oauth2_token_url="https://login.example.com/token")
+        with self.assertRaises(ValidationError):
+            self.oauth_config(oauth2_token_url="ftp://example.com/token")
+        form = Form(self.Config)
+        form.request_type = "out"
+        oauth_fields = ("oauth2_token_url", "oauth2_client_id", "oauth2_client_secret", "oauth2_scope",
+                        "oauth2_audience", "oauth2_client_auth")
+        for auth in ("none", "basic", "bearer", "hmac", "oauth2"):
+            form.auth_type = auth
+            for name in oauth_fields:
+                self.assertEqual(form._get_modifier(name, "invisible"), auth != "oauth2", (auth, name))
+        for name in ("login", "password", "bearer_token", "hmac_secret"):
+            self.assertTrue(form._get_modifier(name, "invisible"), name)
+        self.assertTrue(form._get_modifier("oauth2_token_url", "required"))
+        self.assertTrue(form._get_modifier("oauth2_client_id", "required"))
+
+
+@tagged("post_install", "-at_install")
+class TestOAuth2SharedToken(BjCase):
+    """Two transactions of their own (two workers, two processes) share one token."""
+
+    def test_two_cursors_one_token(self):
+        oauth2._memo.clear()
+        self.addCleanup(oauth2._memo.clear)
+        server = remote.OAuth2Server(delay=0.5)
+        sink = HttpSink(server).start()
+        self.addCleanup(sink.stop)
+        registry = self.env.registry
+        with registry.cursor() as cr:
+            env = api.Environment(cr, self.env.uid, {})
+            allowed = env["ir.config_parameter"].sudo().get_param("bj_api_sync.allowed_hosts")
+            env["ir.config_parameter"].sudo().set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+            config = env["bj.api.sync.config"].create({
+                "name": "Shared token %s" % uuid.uuid4().hex[:6],
+                "request_type": "out",
+                "url": sink.url("/api"),
+                "model_id": env.ref("base.model_res_partner").id,
+                "http_method_ids": [Command.set([env.ref("bj_api_sync.http_method_post").id])],
+                "auth_type": "oauth2",
+                "oauth2_token_url": sink.url("/token"),
+                "oauth2_client_id": "cid",
+                "oauth2_client_secret": "s3cret",
+            })
+            config_id = config.id
+            cr.commit()
+
+        def cleanup():
+            with registry.cursor() as cr:
+                cr.execute("DELETE FROM bj_api_log WHERE config_id = %s", [config_id])
+                cr.execute("DELETE FROM bj_api_sync_config WHERE id = %s", [config_id])
+                api.Environment(cr, self.env.uid, {})["ir.config_parameter"].sudo().set_param(
+                    "bj_api_sync.allowed_hosts", allowed)
+                cr.commit()
+
+        self.addCleanup(cleanup)
+        # Environments are made here: this thread holds the registry lock during the test run.
+        envs = [api.Environment(registry.cursor(), self.env.uid, {}) for _i in range(4)]
+        for env in envs:
+            self.addCleanup(env.cr.close)
+
+        def token(env):
+            return oauth2.access_token(env["bj.api.sync.config"].browse(config_id))
+
+        # Sequential: the second transaction began before the first stored its token, and this
+        # process's memo is forgotten (another process): the row, read again, has it.
+        env1, env2, env3, env4 = envs
+        env2.cr.execute("SELECT 1")  # its snapshot predates the first's commit
+        first = token(env1)
+        env1.cr.commit()
+        oauth2._memo.clear()
+        self.assertEqual(token(env2), first)
+        self.assertEqual(len(server.token_requests), 1)
+        env2.cr.rollback()
+        # Concurrent: two transactions miss the token at the same moment; one asks, the other waits
+        with registry.cursor() as cr:
+            cr.execute("UPDATE bj_api_sync_config SET oauth2_token_encrypted = NULL WHERE id = %s", [config_id])
+        oauth2._memo.clear()
+        results, errors = {}, []
+        barrier = threading.Barrier(2)
+
+        def worker(env):
+            try:
+                barrier.wait(10)
+                results[env.cr] = token(env)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(env,)) for env in (env3, env4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(set(results.values())), 1)
+        self.assertEqual(len(server.token_requests), 2)  # the first run's, and one for both threads

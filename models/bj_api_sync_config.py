@@ -54,6 +54,14 @@ class BjApiSyncConfig(models.Model):
         help="In: the methods the endpoint accepts. Out: exactly one method used to call the external API "
         "(GET pulls data into Odoo).",
     )
+    has_write_back = fields.Boolean(
+        string="Writes Back",
+        compute="_compute_has_write_back",
+        store=True,
+        help="An Out configuration with lines of Direction In: their values are taken from the remote's "
+        "answer to a push and written on the record. Stored, so that a push without such lines reads "
+        "no line to know it.",
+    )
     method_names = fields.Char(
         compute="_compute_method_names",
         store=True,
@@ -655,6 +663,11 @@ class BjApiSyncConfig(models.Model):
         except MissingError:
             raise UserError(_("API configuration %s does not exist.", config_id_ref)) from None
         return config
+
+    @api.depends("request_type", "line_ids.direction")
+    def _compute_has_write_back(self):
+        for config in self:
+            config.has_write_back = config.request_type == "out" and "in" in config.line_ids.mapped("direction")
 
     @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
     def _compute_method_names(self):

@@ -15,7 +15,7 @@ from ..lib import signing
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import circuit_breaker, mapping, oauth2
+from . import circuit_breaker, mapping, oauth2, write_back
 from .auth import build_headers
 from .client import outbound_client, parsed, timeouts
 from .outbound_build import build_requests
@@ -203,6 +203,7 @@ class Sender:
         self.headers, self.secret_names = build_headers(config, body=self.method in BODY_METHODS)
         self.hmac_secret = config._get_secret("hmac_secret") if config.auth_type == "hmac" else None
         self.oauth2 = config.auth_type == "oauth2"
+        self.write_back = write_back.for_config(config)  # lines of Direction "in": values from the answer
         self.client = outbound_client(self.env)
         self.log_payloads = config.log_payloads
         self.company_id = config.company_id.id
@@ -286,6 +287,8 @@ class Sender:
             self.deliveries[0] += 1
             if request.method in BODY_METHODS:
                 self.remember_bindings(request, response)
+                if self.write_back:
+                    self.write_back(self, request, response)
         else:
             self.result.failed += len(request.res_ids)
             self.deliveries[1] += 1

@@ -623,3 +623,121 @@ class TestOAuth2SharedToken(BjCase):
         self.assertEqual(errors, [])
         self.assertEqual(len(set(results.values())), 1)
         self.assertEqual(len(server.token_requests), 2)  # the first run's, and one for both threads
+
+
+@tagged("post_install", "-at_install")
+class TestWriteBack(RemoteCase):
+    def setUp(self):
+        super().setUp()
+        self.partner = self.Partner.create({"name": "Wanda", "email": "wanda@bj-rem-wb.test"})
+        self.env.flush_all()  # its stored computed fields now, not when a rule made by a test is watching
+        self.sink = self.serve(self.crm)
+
+    def crm(self, received):
+        """A CRM that answers with its own id and a status, and a name of its own (never written back)."""
+        data = received.json()
+
+        def answer(item):
+            return {"id": item["id"], "crm_id": "C-%s" % item["id"], "status": "synced", "name": "CRM NAME"}
+
+        if isinstance(data, list):
+            return 200, [answer(item) for item in data]
+        return 201, answer(data)
+
+    def crm_config(self, script=False, **vals):
+        name_line = (
+            self._line("res.partner", "name", "name", sequence=2, value_type="python_plain", script_mode="eval",
+                       python_script="record.name")
+            if script
+            else self._line("res.partner", "name", "name", sequence=2)
+        )
+        defaults = {
+            "name": "CRM %s" % uuid.uuid4().hex[:6],
+            "request_type": "out",
+            "url": self.sink.url("/crm/contacts"),
+            "http_method_ids": [Command.set([self.methods["POST"].id])],
+            "filter_domain": "[('email', '=ilike', '%@bj-rem-wb.test')]",
+            "retry_backoff": 0,
+            "line_ids": [
+                self._line("res.partner", "id", "id", is_record_identifier=True, sequence=1),
+                name_line,
+                self._line("res.partner", "ref", "crm_id", sequence=3, direction="in"),
+                self._line("res.partner", "comment", "status", sequence=4, direction="in"),
+            ],
+        }
+        defaults.update(vals)
+        return self._config(**defaults)
+
+    def test_answer_is_written_back_without_firing_the_trigger(self):
+        config = self.crm_config(trigger_model="base.automation")
+        self.assertTrue(config.has_write_back)
+        config.action_create_trigger()
+        automation = self.env["base.automation"].browse(config.trigger_action_id)
+        # the generated rule watches what is sent, not what comes back
+        self.assertEqual(set(automation.trigger_field_ids.mapped("name")), {"name"})
+        self.partner.write({"name": "Wanda Maximoff"})
+        (request,) = self.sink.requests
+        self.assertEqual(request.json(), {"id": self.partner.id, "name": "Wanda Maximoff"})  # "in" lines: not sent
+        self.assertEqual(self.partner.ref, "C-%s" % self.partner.id)
+        self.assertIn("synced", self.partner.comment)
+        self.assertEqual(self.partner.name, "Wanda Maximoff")  # a "both" line is not written back
+        # A rule that also watches the written-back fields (hand-written here) would fire on the
+        # write-back: the call it makes for this configuration sends nothing.
+        automation.trigger_field_ids = [Command.set([self._field("res.partner", name).id for name in
+                                                     ("name", "ref", "comment")])]
+        self.partner.write({"name": "Wanda M."})
+        self.assertEqual(len(self.sink.requests), 2)
+        self.partner.write({"ref": "typed by hand"})  # a user's change of a watched field is sent
+        self.assertEqual(len(self.sink.requests), 3)
+        self.assertEqual(self.partner.ref, "C-%s" % self.partner.id)  # and the answer wins again
+        # a script line makes the generated rule watch every field: write-backs are held back too
+        script = self.crm_config(script=True, trigger_model="base.automation", filter_domain="[('id', '=', 0)]")
+        script.action_create_trigger()
+        self.assertFalse(self.env["base.automation"].browse(script.trigger_action_id).trigger_field_ids)
+
+    def test_batch_answers_and_unchanged_values(self):
+        others = self.Partner.create([{"name": "B%d" % i, "email": "b%d@bj-rem-wb.test" % i} for i in range(3)])
+        config = self.crm_config(is_paginated=True, page_size=10)
+        partners = self.partner | others
+        result = config._make_outbound_http_request(partners, config.id)
+        self.assertTrue(result.success, result.message)
+        self.assertEqual(len(self.sink.requests), 1)
+        self.assertEqual(partners.mapped("ref"), ["C-%s" % p.id for p in partners])
+        # the same answer again: nothing to write (no new row version)
+        self.env.flush_all()
+        self.env.cr.execute("SELECT id, ctid::text FROM res_partner WHERE id IN %s", [tuple(partners.ids)])
+        before = dict(self.env.cr.fetchall())
+        config._make_outbound_http_request(partners, config.id)
+        self.env.flush_all()
+        self.env.cr.execute("SELECT id, ctid::text FROM res_partner WHERE id IN %s", [tuple(partners.ids)])
+        self.assertEqual(dict(self.env.cr.fetchall()), before)
+
+    def test_a_bad_value_is_logged_and_the_delivery_stays_a_success(self):
+        self.sink.responder = lambda received: (201, {"crm_id": ["not", "text"], "status": "ok"})
+        config = self.crm_config()
+        result = config._make_outbound_http_request(self.partner, config.id)
+        self.assertTrue(result.success)
+        self.assertFalse(self.partner.ref)
+        error = self.logs(config).filtered(lambda log: log.status == "error")
+        self.assertIn("Write-back", error.error_message)
+        self.assertEqual(error.res_ids, str(self.partner.id))
+        # an answer without the keys, or not an object: nothing to write, no error
+        for answer in ({"other": 1}, "created", [1, 2]):
+            self.sink.responder = lambda received, answer=answer: (201, answer)
+            self.assertTrue(config._make_outbound_http_request(self.partner, config.id).success)
+        self.assertEqual(len(self.logs(config).filtered(lambda log: log.status == "error")), 1)
+
+    def test_queued_delivery_writes_back_after_delivery(self):
+        config = self.crm_config(script=True, delivery="queued", trigger_model="base.automation")
+        config.action_create_trigger()
+        self.partner.write({"name": "Queued Wanda"})
+        Job = self.env["bj.api.sync.job"]
+        jobs = Job.search([("config_id", "=", config.id)])
+        self.assertEqual(len(jobs), 1)
+        self.assertFalse(self.partner.ref)  # nothing delivered yet
+        jobs.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+        self.assertEqual(outbox.process_due_jobs(self.env), len(jobs))
+        self.assertEqual(len(self.sink.requests), len(jobs))
+        self.assertEqual(self.partner.ref, "C-%s" % self.partner.id)
+        # the worker's write-back queued nothing
+        self.assertEqual(Job.search([("config_id", "=", config.id)]), jobs)

@@ -9,8 +9,14 @@ from odoo.tools.safe_eval import time as safe_time
 
 from ..lib.api import ENDPOINT_RE, endpoint_path
 from ..services import auth, buttons, push, triggers
+from .bj_api_sync_secret_mixin import MASK
 
 _logger = logging.getLogger(__name__)
+
+OAUTH2_CREDENTIALS = frozenset(
+    {"auth_type", "oauth2_token_url", "oauth2_client_id", "oauth2_client_secret", "oauth2_scope", "oauth2_audience",
+     "oauth2_client_auth"}
+)
 
 
 class BjApiSyncConfig(models.Model):
@@ -23,6 +29,7 @@ class BjApiSyncConfig(models.Model):
         "password": "password_encrypted",
         "bearer_token": "bearer_token_encrypted",
         "hmac_secret": "hmac_secret_encrypted",
+        "oauth2_client_secret": "oauth2_client_secret_encrypted",
     }
 
     # ------------------------------------------------------------------ identity
@@ -44,6 +51,14 @@ class BjApiSyncConfig(models.Model):
         string="HTTP Methods",
         help="In: the methods the endpoint accepts. Out: exactly one method used to call the external API "
         "(GET pulls data into Odoo).",
+    )
+    has_write_back = fields.Boolean(
+        string="Writes Back",
+        compute="_compute_has_write_back",
+        store=True,
+        help="An Out configuration with lines of Direction In: their values are taken from the remote's "
+        "answer to a push and written on the record. Stored, so that a push without such lines reads "
+        "no line to know it.",
     )
     method_names = fields.Char(
         compute="_compute_method_names",
@@ -80,11 +95,14 @@ class BjApiSyncConfig(models.Model):
             ("basic", "Basic Auth"),
             ("bearer", "Bearer Token"),
             ("hmac", "HMAC Signature"),
+            ("oauth2", "OAuth2 Client Credentials"),
         ],
         string="Authorization Type",
         tracking=True,
         help="How requests are authenticated. HMAC Signature follows the Standard Webhooks "
-        "specification (webhook-id, webhook-timestamp, webhook-signature headers).",
+        "specification (webhook-id, webhook-timestamp, webhook-signature headers). "
+        "OAuth2 Client Credentials (outbound only): a token is requested from the Token URL, "
+        "cached until it expires and sent as a Bearer token.",
     )
     login = fields.Char(help="User name for Basic Auth.")
     password = fields.Char(
@@ -104,9 +122,48 @@ class BjApiSyncConfig(models.Model):
         inverse="_inverse_hmac_secret",
         help="Signing secret (whsec_<base64>, at least 24 random bytes). Stored encrypted.",
     )
+    oauth2_token_url = fields.Char(
+        string="Token URL",
+        help="OAuth2: the authorization server's token endpoint, e.g. "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.",
+    )
+    oauth2_client_id = fields.Char(string="Client ID", help="OAuth2: the client (application) id.")
+    oauth2_client_secret = fields.Char(
+        string="Client Secret",
+        compute="_compute_secret_masks",
+        inverse="_inverse_oauth2_client_secret",
+        help="OAuth2: the client secret. Stored encrypted; never shown again once saved.",
+    )
+    oauth2_scope = fields.Char(
+        string="Scope",
+        help="OAuth2: the scopes asked, separated by spaces (https://graph.microsoft.com/.default); "
+        "empty: none is sent.",
+    )
+    oauth2_audience = fields.Char(
+        string="Audience",
+        help="OAuth2: the audience parameter some servers require (Auth0: the API identifier); "
+        "empty: not sent.",
+    )
+    oauth2_client_auth = fields.Selection(
+        [("body", "Credentials in Body"), ("basic", "HTTP Basic Header")],
+        string="Client Authentication",
+        default="body",
+        help="OAuth2: how the client authenticates to the token endpoint. Credentials in Body sends "
+        "client_id and client_secret in the form (client_secret_post: Microsoft Entra, Auth0, Salesforce); "
+        "HTTP Basic Header sends them in an Authorization: Basic header (client_secret_basic).",
+    )
+    oauth2_token_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_token_expires_at = fields.Datetime(
+        string="Token Valid Until",
+        copy=False,
+        readonly=True,
+        help="OAuth2: when the cached access token expires. It is shared by every worker and refreshed "
+        "before then, or at once when the API answers 401.",
+    )
     password_encrypted = fields.Char(copy=False, groups="base.group_system")
     bearer_token_encrypted = fields.Char(copy=False, groups="base.group_system")
     hmac_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_client_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
 
     # ---------------------------------------------------------------- paging
     limit = fields.Integer(
@@ -120,6 +177,57 @@ class BjApiSyncConfig(models.Model):
         "Out: records are sent as JSON arrays of Page Size records; pulls page through the remote list.",
     )
     page_size = fields.Integer(default=100, help="Records per page (inbound) or per batch (outbound).")
+    pagination_style = fields.Selection(
+        [
+            ("offset", "Limit / Offset"),
+            ("page", "Page Number"),
+            ("link", "Link Header"),
+            ("cursor", "Cursor"),
+            ("next_url", "Next URL in Body"),
+        ],
+        default="offset",
+        required=True,
+        help="How a paginated pull (Out + GET) walks the remote list. "
+        "Limit / Offset: ?limit=100&offset=0, 100, … until an empty or short page. "
+        "Page Number: ?page=1, 2, … of Page Size items until an empty or short page (WooCommerce). "
+        "Link Header: follows Link: <…>; rel=\"next\" until there is none (GitHub, Shopify). "
+        "Cursor: sends the value found at Cursor Path in each answer as the Cursor Parameter until it "
+        "is absent (HubSpot, Stripe). Next URL in Body: follows the URL found at Next URL Path until it "
+        "is absent (Microsoft Graph, Salesforce).",
+    )
+    size_param = fields.Char(
+        string="Page Size Parameter",
+        default="limit",
+        help="Query parameter carrying Page Size (limit, per_page, _limit, $top…); empty: not sent.",
+    )
+    offset_param = fields.Char(
+        string="Offset Parameter",
+        default="offset",
+        help="Limit / Offset: query parameter carrying the offset (offset, _start, skip…).",
+    )
+    page_param = fields.Char(
+        string="Page Parameter",
+        default="page",
+        help="Page Number and Link Header: query parameter carrying the page number (page, _page…). "
+        "Link Header sends page=1 on the first request only; empty: not sent (Shopify).",
+    )
+    cursor_param = fields.Char(
+        string="Cursor Parameter",
+        default="cursor",
+        help="Cursor: query parameter carrying the cursor of the next page (after for HubSpot, "
+        "starting_after for Stripe).",
+    )
+    cursor_path = fields.Char(
+        help="Cursor: where the next cursor is in the JSON answer, as a dotted path "
+        "(paging.next.after for HubSpot, data.-1.id for Stripe: -1 is the last item of a list). "
+        "The pull stops when it is absent or empty.",
+    )
+    next_url_path = fields.Char(
+        string="Next URL Path",
+        help="Next URL in Body: where the next page's URL is in the JSON answer, as a dotted path "
+        "(@odata.nextLink for Microsoft Graph, nextRecordsUrl for Salesforce, links.next). A key that "
+        "contains dots is found whole. Relative URLs are resolved against the current page's.",
+    )
 
     # ---------------------------------------------------------------- model
     model_id = fields.Many2one(
@@ -206,8 +314,24 @@ class BjApiSyncConfig(models.Model):
         default=lambda self: self.env.user,
         help="Told (activity and chatter) when the configuration pauses or jobs fail.",
     )
+    last_sync_at = fields.Datetime(
+        string="Last Sync",
+        copy=False,
+        readonly=True,
+        help="Start of the last pull that went through the whole remote list without a failure. "
+        "{last_sync} in the Request URL stands for it minus the Overlap, in ISO 8601 UTC "
+        "(2024-05-01T12:00:00Z); before the first such pull, or after Reset, for 1970-01-01T00:00:00Z.",
+    )
+    sync_overlap = fields.Integer(
+        string="Overlap (s)",
+        default=300,
+        help="Seconds subtracted from Last Sync in {last_sync}: records changed on the remote at the "
+        "boundary (same timestamp, clocks apart, late commits) are asked again rather than lost. "
+        "Unchanged records are not written again.",
+    )
     response_root = fields.Char(
-        help="Key of the list in a pulled JSON body (e.g. data or items); empty = the body itself.",
+        help="Where the list is in a pulled JSON body, as a dotted path (data, items, data.items, "
+        "value); empty = the body itself.",
     )
     delete_mode = fields.Selection(
         [("unlink", "Delete"), ("archive", "Archive")],
@@ -249,10 +373,13 @@ class BjApiSyncConfig(models.Model):
         ("max_retries_positive", "CHECK(max_retries >= 0)", "Max retries cannot be negative."),
         ("retry_backoff_positive", "CHECK(retry_backoff >= 0)", "Retry backoff cannot be negative."),
         ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
+        ("sync_overlap_positive", "CHECK(sync_overlap >= 0)", "The overlap cannot be negative."),
     ]
 
     # ---------------------------------------------------------------- secrets
-    @api.depends("password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted")
+    @api.depends(
+        "password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted", "oauth2_client_secret_encrypted"
+    )
     def _compute_secret_masks(self):
         return super()._compute_secret_masks()
 
@@ -267,6 +394,10 @@ class BjApiSyncConfig(models.Model):
     def _inverse_hmac_secret(self):
         for config in self:
             config._bj_store_secret("hmac_secret", config.hmac_secret)
+
+    def _inverse_oauth2_client_secret(self):
+        for config in self:
+            config._bj_store_secret("oauth2_client_secret", config.oauth2_client_secret)
 
     def _bj_normalize_secret(self, field_name, value):
         value = super()._bj_normalize_secret(field_name, value)
@@ -364,6 +495,19 @@ class BjApiSyncConfig(models.Model):
                     self.env._("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
                 )
 
+    @api.constrains("request_type", "auth_type", "oauth2_token_url")
+    def _check_oauth2(self):
+        for config in self.filtered(lambda c: c.auth_type == "oauth2"):
+            if config.request_type != "out":
+                raise ValidationError(
+                    self.env._("OAuth2 Client Credentials authenticates outbound requests only ('%s').", config.name)
+                )
+            parts = urlsplit(config.oauth2_token_url or "")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValidationError(
+                    self.env._("The Token URL of '%s' must be an http:// or https:// URL.", config.name)
+                )
+
     @api.constrains("connect_timeout", "read_timeout")
     def _check_timeouts(self):
         for config in self:
@@ -410,6 +554,12 @@ class BjApiSyncConfig(models.Model):
     def write(self, vals):
         if vals.get("paused") and "pause_reason" not in vals:
             vals = dict(vals, pause_reason="manual")
+        changed = set(vals) & OAUTH2_CREDENTIALS
+        if vals.get("oauth2_client_secret") == MASK:
+            changed.discard("oauth2_client_secret")  # the form sent the mask back unchanged
+        if changed:
+            # another client, secret, server or scope: the cached token is not theirs
+            vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
@@ -512,6 +662,11 @@ class BjApiSyncConfig(models.Model):
             raise UserError(self.env._("API configuration %s does not exist.", config_id_ref)) from None
         return config
 
+    @api.depends("request_type", "line_ids.direction")
+    def _compute_has_write_back(self):
+        for config in self:
+            config.has_write_back = config.request_type == "out" and "in" in config.line_ids.mapped("direction")
+
     @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
     def _compute_method_names(self):
         for config in self:
@@ -545,6 +700,11 @@ class BjApiSyncConfig(models.Model):
         self.write({"paused": False, "pause_reason": False, "next_probe_at": False, "consecutive_failures": 0})
         for config in self:
             config.message_post(body=self.env._("Deliveries resumed."))
+        return True
+
+    def action_reset_last_sync(self):
+        """Forget Last Sync: the next pull asks for everything ({last_sync} = 1970-01-01T00:00:00Z)."""
+        self.write({"last_sync_at": False})
         return True
 
     def action_test_connection(self):

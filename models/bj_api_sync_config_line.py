@@ -66,7 +66,8 @@ class BjApiSyncConfigLine(models.Model):
         [("both", "Both"), ("in", "In"), ("out", "Out")],
         default="both",
         required=True,
-        help="Directions in which this line applies.",
+        help="Directions in which this line applies. In on an Out configuration: write-back, the "
+        "value is taken from the remote's answer to a push (its id, a status) and written on the record.",
     )
 
     @api.depends("field_id", "api_key")

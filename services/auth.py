@@ -22,6 +22,7 @@ from odoo.exceptions import UserError
 
 from ..lib import signing
 from ..lib.errors import SyncError, translate_error
+from . import oauth2
 from .client import user_agent
 
 _logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ AUTHORIZATION = {
     "basic": _basic_header,
     "bearer": _bearer_header,
     "hmac": _hmac_header,
+    "oauth2": oauth2.authorization,  # fetched once, cached and refreshed: services/oauth2.py
 }
 
 

@@ -11,7 +11,7 @@ from odoo.exceptions import UserError
 
 from ..lib.api import API_PREFIX, BODY_METHODS
 from ..lib.errors import SyncError
-from . import mapping, openapi
+from . import mapping, oauth2, openapi, pull
 from .outbound_build import OutboundRequest, fill_url, placeholders, prepare
 from .push import cron_sync
 from .sender import Sender, summary
@@ -64,12 +64,35 @@ def test_connection(config):
 
 
 def test_connection_out(config):
-    """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body."""
+    """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body.
+
+    A list pull (GET without record placeholders) GETs its first page instead and reports
+    what the pull would find there (items at Response Root, the next page); nothing is written.
+    OAuth2: a new token is fetched first, and the token endpoint's refusal (invalid_client…)
+    is what the notification tells.
+    """
     config = prepare(config)
     env = config.env
     if not config.url:
         raise UserError(env._("Set the Request URL first."))
-    url = config.url
+    if config.auth_type != "oauth2":
+        return _test_connection(config)
+    try:
+        lifetime = oauth2.test_token(config)
+    except oauth2.TokenError as exc:
+        return notification(env._("Connection test: no OAuth2 token"), exc.message, "danger", sticky=True)
+    result = _test_connection(config)
+    params = result["params"]
+    note = env._("OAuth2 token obtained from %(url)s (valid %(seconds)s s).",
+                 url=config.oauth2_token_url, seconds=lifetime)
+    params["message"] = "%s\n%s" % (note, params["message"])
+    params.setdefault("className", "text-prewrap")
+    return result
+
+
+def _test_connection(config):
+    env = config.env
+    url = pull.fill_last_sync(config, config.url)
     if placeholders(url):
         url = url[: url.index("{")]  # the part before the first placeholder: host, auth and base path
     try:
@@ -79,6 +102,8 @@ def test_connection_out(config):
         return notification(env._("Connection test failed"), message, "danger", sticky=True)
     sender.log_payloads = False
     headers = {k: v for k, v in sender.headers.items() if k.lower() != "content-type"}
+    if config._get_http_method() == "GET" and not placeholders(config.url):
+        return _test_pull(config, sender, headers, url)
     request = OutboundRequest(method="HEAD", url=url, headers=headers, res_model=config.model_name)
     outcome, vals_list = sender.transmit(request, max_retries=0)
     sender.logs.extend(vals_list)
@@ -111,6 +136,55 @@ def test_connection_out(config):
         "warning" if status < 500 else "danger",
         sticky=True,
     )
+
+
+def _test_pull(config, sender, headers, url):
+    """GET the first page of a list pull and say what the pull would do with it."""
+    env = config.env
+    pages = pull.pager(config, url) if config.is_paginated else None
+    if pages:
+        url = pages.first()
+    request = OutboundRequest(method="GET", url=url, headers=headers, res_model=config.model_name)
+    outcome, vals_list = sender.transmit(request, max_retries=0)
+    sender.logs.extend(vals_list)
+    sender.flush()
+    latency = outcome.attempts[-1].elapsed_ms if outcome.attempts else outcome.elapsed_ms
+    status = outcome.status
+    if outcome.error or not status or status == 408:
+        return notification(env._("Connection test failed"), _classify(env, outcome), "danger", sticky=True)
+    details = {"method": "GET", "url": url, "status": status, "ms": latency}
+    if status in (401, 403):
+        return notification(
+            env._("Connection test: authentication refused"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms: check the credentials.", **details),
+            "warning",
+            sticky=True,
+        )
+    if not 200 <= status < 300:
+        return notification(
+            env._("Connection test: server answered with an error"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
+            "warning" if status < 500 else "danger",
+            sticky=True,
+        )
+    lines = [env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details)]
+    body = outcome.json()
+    try:
+        items = pull.extract_list(body, config.response_root, env)
+    except SyncError as exc:
+        lines.append(exc.message)
+        return notification(env._("Connection test: unexpected answer"), "\n".join(lines), "warning", sticky=True)
+    lines.append(env._("%s item(s) found at Response Root on the first page (nothing was written).", len(items)))
+    if pages:
+        try:
+            following = pages.next(outcome.headers, body, len(items))
+        except Exception:  # noqa: BLE001 - a loop on the first page: reported like no next page
+            following = None
+        if following:
+            lines.append(env._("Next page: %s", following))
+        else:
+            lines.append(env._("No next page: the pull would stop after this one."))
+    return notification(env._("Connection test succeeded"), "\n".join(lines), "success", pre=True)
 
 
 def preview_payload(config):

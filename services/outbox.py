@@ -434,6 +434,8 @@ class JobDeliveries:
         sender.logs.extend(vals_list)
         if outcome.ok and (request.hashes or request.payloads) and request.method in BODY_METHODS:
             sender.remember_bindings(request, parsed(outcome))
+        if outcome.ok and sender.write_back and request.method in BODY_METHODS:
+            sender.write_back(sender, request, parsed(outcome))  # after delivery, in the batch's transaction
         last = outcome.attempts[-1] if outcome.attempts else None
         return {
             "ok": outcome.ok,

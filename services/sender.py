@@ -15,7 +15,7 @@ from ..lib import signing
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import circuit_breaker, mapping
+from . import circuit_breaker, mapping, oauth2, write_back
 from .auth import build_headers
 from .client import outbound_client, parsed, timeouts
 from .outbound_build import build_requests
@@ -202,6 +202,8 @@ class Sender:
         self.timeout = timeouts(config, timeout)
         self.headers, self.secret_names = build_headers(config, body=self.method in BODY_METHODS)
         self.hmac_secret = config._get_secret("hmac_secret") if config.auth_type == "hmac" else None
+        self.oauth2 = config.auth_type == "oauth2"
+        self.write_back = write_back.for_config(config)  # lines of Direction "in": values from the answer
         self.client = outbound_client(self.env)
         self.log_payloads = config.log_payloads
         self.company_id = config.company_id.id
@@ -218,6 +220,8 @@ class Sender:
     def transmit(self, request, max_retries=None):
         """Send with retries; returns ``(http_client.Result, log vals per attempt)``."""
         headers = request.headers
+        if self.oauth2:
+            headers = oauth2.with_token(self.config, headers)  # refreshed before it expires
         if self.hmac_secret:
             headers = dict(headers)
             headers.update(signing.signature_headers(self.hmac_secret, request.idempotency_key, request.body or b""))
@@ -237,6 +241,8 @@ class Sender:
             backoff=self.config.retry_backoff,
             on_attempt=on_attempt,
         )
+        if self.oauth2 and outcome.status == 401:  # the token was refused: a new one, once
+            outcome = oauth2.after_401(self, request, headers, outcome, vals_list, on_attempt, max_retries)
         return outcome, vals_list
 
     def _attempt_vals(self, request, logged_headers, attempt):
@@ -281,6 +287,8 @@ class Sender:
             self.deliveries[0] += 1
             if request.method in BODY_METHODS:
                 self.remember_bindings(request, response)
+                if self.write_back:
+                    self.write_back(self, request, response)
         else:
             self.result.failed += len(request.res_ids)
             self.deliveries[1] += 1

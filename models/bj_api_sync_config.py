@@ -8,7 +8,7 @@ from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
 from ..lib.api import ENDPOINT_RE, endpoint_path
-from ..services import auth, buttons, push, triggers
+from ..services import auth, buttons, deletes, push, triggers
 from .bj_api_sync_secret_mixin import MASK
 
 _logger = logging.getLogger(__name__)
@@ -251,6 +251,27 @@ class BjApiSyncConfig(models.Model):
     trigger_action_id = fields.Many2oneReference(
         model_field="trigger_model",
         help="The scheduled action, automation rule or server action that calls this configuration.",
+    )
+    propagate_deletes = fields.Boolean(
+        string="Propagate Deletions",
+        help="Create Trigger also creates an automation rule 'On deletion': a record deleted in Odoo is "
+        "deleted on the remote with DELETE on the Delete URL, if the remote knows it (it has a Sync "
+        "Binding). Queued delivery sends the DELETE only once the deletion is committed.",
+    )
+    delete_url = fields.Char(
+        string="Delete URL",
+        help="Where DELETE goes, with {remote_id} (the record's External ID in its Sync Binding) and any "
+        "{api_key} of the record's payload, e.g. https://api.example.com/customers/{remote_id}.json. "
+        "Empty: the Request URL followed by /{remote_id} (with placeholders: the Request URL, its "
+        "record identifier's placeholder filled with the remote identifier).",
+    )
+    delete_trigger_id = fields.Many2one(
+        "base.automation",
+        string="Deletion Rule",
+        copy=False,
+        readonly=True,
+        ondelete="set null",
+        help="The automation rule 'On deletion' made by Create Trigger for Propagate Deletions.",
     )
     filter_domain = fields.Char(
         default="[]",
@@ -592,6 +613,8 @@ class BjApiSyncConfig(models.Model):
             [("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]
         )
         lines.unlink()
+        # a deletion rule left behind would make every deletion of its model fail
+        triggers.owned_delete_rules(self.sudo()).unlink()
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -737,6 +760,20 @@ class BjApiSyncConfig(models.Model):
         """
         config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
         return push.make_outbound_request(config, record_ids, timeout=timeout, **kwargs)
+
+    @api.model
+    def _propagate_deletion(self, record_ids=None, config_id_ref=None):
+        """Delete ``record_ids`` on the remote (the automation rule 'On deletion' of Create Trigger calls this).
+
+        A configuration that no longer exists logs a warning instead of raising: the deletion
+        of the records must not fail for it.
+        """
+        try:
+            config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
+        except UserError as exc:
+            _logger.warning("bj_api_sync: deletion not propagated: %s", exc)
+            return False
+        return deletes.propagate(config, record_ids)
 
     @api.model
     def _cron_sync(self, config_id):

@@ -22,7 +22,7 @@ import psycopg2
 from odoo import fields
 
 from ..lib.api import BODY_METHODS
-from . import circuit_breaker
+from . import circuit_breaker, deletes
 from .circuit_breaker import param_int
 from .client import parsed
 from .outbound_build import CHUNK_SIZE, build_requests, chunks, in_plan_scope, prepare
@@ -431,6 +431,7 @@ class JobDeliveries:
         outcome, vals_list = sender.transmit(request, max_retries=0)
         for vals in vals_list:
             vals["attempt"] = attempt
+        gone = deletes.already_gone(request, outcome, vals_list, config.env)  # a DELETE's 404/410: done
         sender.logs.extend(vals_list)
         if outcome.ok and (request.hashes or request.payloads) and request.method in BODY_METHODS:
             sender.remember_bindings(request, parsed(outcome))
@@ -438,7 +439,7 @@ class JobDeliveries:
             sender.write_back(sender, request, parsed(outcome))  # after delivery, in the batch's transaction
         last = outcome.attempts[-1] if outcome.attempts else None
         return {
-            "ok": outcome.ok,
+            "ok": outcome.ok or gone,
             "status": outcome.status,
             "error": outcome.error or (not outcome.ok and config.env._("HTTP status %s", outcome.status)) or False,
             "retry_after": last.retry_after if last else None,

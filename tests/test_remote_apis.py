@@ -741,3 +741,176 @@ class TestWriteBack(RemoteCase):
         self.assertEqual(self.partner.ref, "C-%s" % self.partner.id)
         # the worker's write-back queued nothing
         self.assertEqual(Job.search([("config_id", "=", config.id)]), jobs)
+
+
+@tagged("post_install", "-at_install")
+class TestDeletes(RemoteCase):
+    def setUp(self):
+        super().setUp()
+        self.sink = self.serve(self.store)
+        self.gone_status = 404
+
+    def store(self, received):
+        """A remote that names its records cus_<odoo id> and answers DELETE with 200 (or 404 when unknown)."""
+        if received.method == "DELETE":
+            return (200, {"deleted": True}) if "cus_" in received.path else (self.gone_status, {"error": "gone"})
+        data = received.json()
+        return 201, {"id": "cus_%s" % data["id"], "name": data.get("name")}
+
+    def delete_config(self, **vals):
+        defaults = {
+            "name": "Deletes %s" % uuid.uuid4().hex[:6],
+            "request_type": "out",
+            "url": self.sink.url("/v1/customers"),
+            "http_method_ids": [Command.set([self.methods["POST"].id])],
+            "filter_domain": "[('email', '=ilike', '%@bj-rem-del.test')]",
+            "retry_backoff": 0,
+            "max_retries": 0,
+            "propagate_deletes": True,
+            "auth_type": "bearer",
+            "bearer_token": "del-token",
+            "line_ids": [
+                self._line("res.partner", "id", "id", is_record_identifier=True, sequence=1),
+                self._line("res.partner", "name", "name", sequence=2),
+            ],
+        }
+        defaults.update(vals)
+        return self._config(**defaults)
+
+    def partner(self, name="Del"):
+        return self.Partner.create({"name": name, "email": "%s@bj-rem-del.test" % name.lower()})
+
+    def binding(self, config, partner):
+        return self.env["bj.api.sync.binding"].search([("config_id", "=", config.id), ("res_id", "=", partner.id)])
+
+    def test_a_deleted_record_is_deleted_on_the_remote(self):
+        config = self.delete_config(trigger_model="base.automation")
+        notification = config.action_create_trigger()
+        rule = config.delete_trigger_id
+        self.assertEqual((rule.trigger, rule.model_id), ("on_unlink", self.partner_model))
+        self.assertIn("_propagate_deletion(record_ids=records, config_id_ref=%d)" % config.id,
+                      rule.action_server_ids.code)
+        self.assertIn(rule.name, notification["params"]["message"])
+        partner = self.partner()  # the automation rule sends it: the remote answers cus_<id>
+        self.assertEqual(self.binding(config, partner).external_id, "cus_%s" % partner.id)
+        partner_id = partner.id
+        partner.unlink()
+        post, delete = self.sink.requests
+        self.assertEqual((post.method, delete.method), ("POST", "DELETE"))
+        self.assertEqual(delete.path, "/v1/customers/cus_%s" % partner_id)
+        self.assertEqual(delete.body, b"")
+        self.assertEqual(delete.header("Authorization"), "Bearer del-token")
+        self.assertIsNone(delete.header("Content-Type"))
+        self.assertFalse(self.binding(config, self.Partner.browse(partner_id)))
+        log = self.logs(config)[-1]
+        self.assertEqual((log.method, log.status, log.res_ids), ("DELETE", "success", str(partner_id)))
+        # a record the remote never got (no binding) is not deleted there
+        outsider = self.Partner.create({"name": "Never sent", "email": "x@elsewhere.test"})
+        outsider.unlink()
+        self.assertEqual(len(self.sink.requests), 2)
+        # pressing Create Trigger again refreshes the same rule; unchecking removes it
+        config.action_create_trigger()
+        self.assertEqual(config.delete_trigger_id, rule)
+        config.propagate_deletes = False
+        config.action_create_trigger()
+        self.assertFalse(config.delete_trigger_id)
+        self.assertFalse(rule.exists())
+
+    def test_delete_url_and_placeholders(self):
+        config = self.delete_config(delete_url=self.sink.url("/admin/customers/{remote_id}.json?name={name}"))
+        partner = self.partner("Ann")
+        config._make_outbound_http_request(partner, config.id)
+        result = self.Config._propagate_deletion(record_ids=partner, config_id_ref=config.id)
+        self.assertTrue(result.success, result.message)
+        delete = self.sink.requests[-1]
+        self.assertEqual((delete.path, delete.query), ("/admin/customers/cus_%s.json" % partner.id, {"name": "Ann"}))
+        # a Request URL with placeholders: its identifier placeholder gets the remote identifier
+        config = self.delete_config(url=self.sink.url("/v1/customers/{id}"),
+                                    http_method_ids=[Command.set([self.methods["PUT"].id])])
+        bob = self.partner("Bob")
+        config._make_outbound_http_request(bob, config.id)
+        self.assertEqual(self.sink.requests[-1].path, "/v1/customers/%s" % bob.id)
+        self.Config._propagate_deletion(record_ids=bob, config_id_ref=config.id)
+        self.assertEqual((self.sink.requests[-1].method, self.sink.requests[-1].path),
+                         ("DELETE", "/v1/customers/cus_%s" % bob.id))
+        # a binding without an External ID cannot address the remote record: an error row, nothing sent
+        cid = self.partner("Cid")
+        self.env["bj.api.sync.binding"]._upsert(config, {cid.id: (None, "hash")})
+        config.delete_url = False
+        config.url = self.sink.url("/v1/customers")
+        count = len(self.sink.requests)
+        result = self.Config._propagate_deletion(record_ids=cid, config_id_ref=config.id)
+        self.assertEqual((result.failed, len(self.sink.requests)), (1, count))
+        self.assertIn("External ID", self.logs(config)[-1].error_message)
+
+    def test_already_gone_is_a_success_and_does_not_pause(self):
+        config = self.delete_config(max_consecutive_failures=1)
+        partner = self.partner()
+        self.env["bj.api.sync.binding"]._upsert(config, {partner.id: ("unknown-id", "hash")})
+        for status in (404, 410):
+            self.gone_status = status
+            result = self.Config._propagate_deletion(record_ids=partner, config_id_ref=config.id)
+            self.assertTrue(result.success, result.message)
+            self.assertEqual(result.sent, 1)
+            self.assertFalse(config.paused)
+            self.assertIn("Already gone", self.logs(config)[-1].error_message)
+            self.assertEqual(self.logs(config)[-1].status, "success")
+            self.env["bj.api.sync.binding"]._upsert(config, {partner.id: ("unknown-id", "hash")})
+        # a real failure counts as one
+        self.gone_status = 500
+        self.assertFalse(self.Config._propagate_deletion(record_ids=partner, config_id_ref=config.id).success)
+        # a configuration that is gone does not stop the deletion
+        gone = self.delete_config()
+        gone_id = gone.id
+        gone.unlink()
+        self.assertFalse(self.Config._propagate_deletion(record_ids=partner, config_id_ref=gone_id))
+
+    def test_queued_delete_is_sent_after_the_deletion(self):
+        config = self.delete_config(delivery="queued", trigger_model="ir.cron")
+        config.action_create_trigger()  # a scheduled sync, and the deletion rule all the same
+        self.assertEqual(config.delete_trigger_id.trigger, "on_unlink")
+        partners = self.partner("Q1") | self.partner("Q2")
+        self.env["bj.api.sync.binding"]._upsert(config, {p.id: ("cus_%s" % p.id, "hash") for p in partners})
+        ids = partners.ids
+        partners.unlink()
+        self.assertFalse(self.sink.requests)  # nothing before the worker
+        Job = self.env["bj.api.sync.job"]
+        jobs = Job.search([("config_id", "=", config.id)], order="id")
+        self.assertEqual(jobs.mapped("method"), ["DELETE", "DELETE"])
+        self.assertEqual(jobs.mapped("url"), [self.sink.url("/v1/customers/cus_%s" % i) for i in ids])
+        self.assertEqual(jobs.mapped("payload"), [False, False])
+        jobs.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+        self.assertEqual(outbox.process_due_jobs(self.env), 2)
+        self.assertEqual([(r.method, r.path) for r in self.sink.requests],
+                         [("DELETE", "/v1/customers/cus_%s" % i) for i in ids])
+        self.assertEqual(jobs.mapped("state"), ["done", "done"])
+        # 404 (already gone): done, not failed
+        partner = self.partner("Q3")
+        self.env["bj.api.sync.binding"]._upsert(config, {partner.id: ("old-id", "hash")})
+        partner.unlink()
+        job = Job.search([("config_id", "=", config.id)], order="id desc", limit=1)
+        job.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+        outbox.process_due_jobs(self.env)
+        self.assertEqual((job.state, job.response_code), ("done", 404))
+        # deleting the configuration removes its deletion rule (else every deletion would fail)
+        rule = config.delete_trigger_id
+        config.unlink()
+        self.assertFalse(rule.exists())
+        self.partner("Q4").unlink()
+
+
+@tagged("post_install", "-at_install")
+class TestDeletesForm(RemoteCase):
+    def test_delete_fields_and_create_trigger_button(self):
+        form = Form(self.Config)
+        form.name = "Deletes form"
+        form.request_type = "in"
+        self.assertTrue(form._get_modifier("propagate_deletes", "invisible"))
+        form.request_type = "out"
+        self.assertFalse(form._get_modifier("propagate_deletes", "invisible"))
+        self.assertTrue(form._get_modifier("delete_url", "invisible"))
+        form.propagate_deletes = True
+        self.assertFalse(form._get_modifier("delete_url", "invisible"))
+        view = self.env.ref("bj_api_sync.bj_api_sync_config_view_form")
+        button = view.arch.split('name="action_create_trigger"')[1].split("/>")[0]
+        self.assertIn("propagate_deletes and delete_trigger_id", button)  # shown again to add the rule

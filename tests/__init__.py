@@ -11,3 +11,4 @@ from . import test_outbox
 from . import test_properties
 from . import test_i18n
 from . import test_bench
+from . import test_ops

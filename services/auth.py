@@ -20,9 +20,9 @@ import logging
 
 from odoo.exceptions import UserError
 
-from ..lib import signing
+from ..lib import signature_presets, signing
 from ..lib.errors import SyncError, translate_error
-from . import oauth2
+from . import api_clients, oauth2
 from .client import user_agent
 
 _logger = logging.getLogger(__name__)
@@ -224,3 +224,40 @@ INBOUND_CHECKS = {
     "bearer": _check_bearer,
     "hmac": _check_hmac,
 }
+
+
+# ---------------------------------------------------------------------------
+# Signature presets, API clients, Odoo API keys (readme/OPERATIONS.md)
+# ---------------------------------------------------------------------------
+
+
+def _check_hmac_preset(call):
+    """HMAC Signature, as the configuration's Signature Preset signs (Standard Webhooks by default)."""
+    preset = call.config.hmac_preset or signature_presets.STANDARD
+    if preset == signature_presets.STANDARD:
+        _check_hmac(call)
+        return
+    env = call.env
+    header = signature_presets.header_name(preset, call.config.hmac_header) or "signature"
+    challenge = 'HMAC-SHA256 %s, header="%s"' % (REALM, header)
+    secret = call.config._get_secret("hmac_secret")
+    secrets = [s for s in secret.replace(",", " ").split() if s]
+    if not secrets:
+        _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", call.endpoint)
+        raise unauthorized(env._("Invalid signature."), challenge)
+    if call.body_too_large():
+        raise call.too_large_error()
+    try:
+        signature_presets.verify(
+            preset, secrets, call.headers, call.body, header=call.config.hmac_header,
+            encoding=call.config.hmac_encoding, tolerance=HMAC_TOLERANCE,
+        )
+    except signing.SignatureError as exc:
+        raise unauthorized(str(translate_error(exc, env._)), challenge) from None
+
+
+INBOUND_CHECKS.update({
+    "hmac": _check_hmac_preset,
+    "api_client": api_clients.check_api_client,
+    "odoo_api_key": api_clients.check_odoo_api_key,
+})

@@ -139,6 +139,8 @@ class _Call:
         self.replayed = False
         self.dumped = None  # (data, its JSON text), made once by _check_response
         self.body_error = None
+        self.client = None  # the API client of the request (auth type API Clients)
+        self.run_as_uid = None  # the user of an Odoo API key (auth type Odoo API Key), instead of Run As
 
     # ------------------------------------------------------------------ driver
     def serve(self):
@@ -393,7 +395,7 @@ class _Call:
     # ------------------------------------------------------------------ 5. execution
     def _run_env(self):
         config = self.config
-        user = config.user_id
+        user = self.env["res.users"].browse(self.run_as_uid) if self.run_as_uid else config.user_id
         if not user:
             raise SyncError(self.env._("The configuration has no Run As user."), status=500)
         # One query (the ORM reads the user, then its partner for lang and tz).
@@ -535,6 +537,8 @@ class _Call:
             "res_ids": ",".join(str(i) for i in self.res_ids) or False,
             "duration_ms": int((time.monotonic() - self.started) * 1000),
         }
+        if self.client:
+            vals["client_id"] = self.client.id
         try:
             with self.env.cr.savepoint():
                 if self.method in ("GET", "HEAD", "OPTIONS") or self.status >= 400 or self.replayed:

@@ -10,6 +10,7 @@ import re
 import shlex
 from urllib.parse import urlencode
 
+from ..lib import signature_presets
 from ..lib.api import endpoint_path
 
 OPENAPI_VERSION = "3.1.0"
@@ -192,9 +193,16 @@ class _Builder:
         if auth == "basic":
             self.security_schemes["basicAuth"] = {"type": "http", "scheme": "basic"}
             requirement["basicAuth"] = []
-        elif auth == "bearer":
+        elif auth in ("bearer", "api_client", "odoo_api_key"):  # one Bearer token (an API client's, an Odoo key)
             self.security_schemes["bearerAuth"] = {"type": "http", "scheme": "bearer"}
             requirement["bearerAuth"] = []
+        elif auth == "hmac" and (config.hmac_preset or "standard") != "standard":
+            header = signature_presets.header_name(config.hmac_preset, config.hmac_header) or "signature"
+            self.security_schemes["signature_%s" % _SCHEMA_NAME_RE.sub("_", header)] = {
+                "type": "apiKey", "in": "header", "name": header,
+                "description": "HMAC-SHA256 signature (%s preset)." % config.hmac_preset,
+            }
+            requirement["signature_%s" % _SCHEMA_NAME_RE.sub("_", header)] = []
         elif auth == "hmac":
             self.security_schemes["webhookSignature"] = {
                 "type": "apiKey",
@@ -429,7 +437,7 @@ def curl_command(config):
     auth = config.auth_type or "none"
     if auth == "basic":
         parts += ["-u", shlex.quote("%s:<password>" % (config.login or "<login>"))]
-    elif auth == "bearer":
+    elif auth in ("bearer", "api_client", "odoo_api_key"):
         parts += ["-H", shlex.quote("Authorization: Bearer <token>")]
     elif auth == "hmac":
         parts += [

@@ -12,3 +12,4 @@ from . import test_properties
 from . import test_i18n
 from . import test_bench
 from . import test_remote_apis
+from . import test_ops

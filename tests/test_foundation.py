@@ -36,7 +36,8 @@ class TestInstallAndDemo(BjCase):
         self.assertEqual(menu.name, "BJET API")
         self.assertEqual(menu.parent_id, self.env.ref("base.menu_custom"))
         self.assertEqual(
-            menu.child_id.sorted("sequence").mapped("name")[:3], ["API Configurations", "LOGs", "Sync Jobs"]
+            menu.child_id.sorted("sequence").mapped("name")[:4],
+            ["Dashboard", "API Configurations", "LOGs", "Sync Jobs"],
         )
 
 

@@ -484,6 +484,9 @@ class TestSecurity(SecurityCase):
             "bj.api.idempotency": {"config_id": config.id, "key": "sample"},
             "bj.api.rate.limit": {"config_id": config.id, "window_start": "2020-01-01 00:00:00"},
             "bj.api.sync.import.wizard": {},
+            "bj.api.sync.client": {"config_id": config.id, "name": "sample"},
+            "bj.api.sync.client.key": {},
+            "bj.api.sync.status": {"res_model": "res.partner", "res_id": self.person.id, "line_ids": [(0, 0, {})]},
         }
         for model, vals in sample.items():
             self.env[model].sudo().create(vals)

@@ -30,8 +30,10 @@ class BjApiLog(models.Model):
     def init(self):
         result = super().init()
         # Newest success / error of a configuration, and its counts by status over a time range.
-        tools.create_index(
-            self.env.cr, "bj_api_log_config_status_date_idx", self._table, ["config_id", "status", "create_date"]
+        # Covering (INCLUDE duration_ms): the 24 h counts and percentiles are an index-only scan.
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS bj_api_log_config_status_date_idx ON bj_api_log "
+            "(config_id, status, create_date) INCLUDE (duration_ms)"
         )
         # The graph and pivot views' "last 24 hours" over every configuration.
         tools.create_index(self.env.cr, "bj_api_log_create_date_idx", self._table, ["create_date"])

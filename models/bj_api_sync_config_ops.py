@@ -63,6 +63,8 @@ class BjApiSyncConfig(models.Model):
     health_p95 = fields.Integer(compute="_compute_dashboard")
     health_error_rate = fields.Float(string="Error Rate (24 h)", compute="_compute_dashboard", digits=(16, 4))
     health_success_count = fields.Integer(string="Successes (24 h)", compute="_compute_dashboard")
+    queue_depth = fields.Integer(string="Queue Depth", compute="_compute_dashboard",
+                                 help="Sync jobs pending or running.")
     oldest_pending_at = fields.Datetime(string="Oldest Pending Job", compute="_compute_dashboard")
     last_success_at = fields.Datetime(string="Last Success", compute="_compute_dashboard")
     last_error_at = fields.Datetime(string="Last Error", compute="_compute_dashboard")
@@ -95,6 +97,7 @@ class BjApiSyncConfig(models.Model):
             config.health_error_rate = rate
             config.health_success_count = row.get("successes", 0)
             config.oldest_pending_at = row.get("oldest_pending")
+            config.queue_depth = row.get("pending_jobs", 0)
             config.last_success_at = row.get("last_success")
             config.last_error_at = row.get("last_error")
             if config.paused:
@@ -133,10 +136,12 @@ class BjApiSyncConfig(models.Model):
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
               FROM bj_api_log
-             WHERE config_id = ANY(%s) AND create_date >= (now() AT TIME ZONE 'UTC') - interval '24 hours'
+             WHERE config_id = ANY(%s) AND status = ANY(%s)
+               AND create_date >= (now() AT TIME ZONE 'UTC') - interval '24 hours'
              GROUP BY config_id
             """,
-            [ids],
+            # every status listed: one index range per (configuration, status), none scanned whole
+            [ids, [value for value, _label in self.env["bj.api.log"]._fields["status"].selection]],
         )
         for cid, calls, errors, successes, p50, p95 in cr.fetchall():
             stats[cid].update(calls=calls, errors=errors, successes=successes, p50=int(p50 or 0),

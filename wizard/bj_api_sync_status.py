@@ -43,14 +43,12 @@ class BjApiSyncStatus(models.TransientModel):
                 [("config_id", "in", configs.ids), ("res_model", "=", self.res_model), ("res_id", "=", self.res_id)]
             )
         }
-        # The newest log and the newest error of this record per configuration (res_ids is "1,2,3").
+        # The newest error log of this record per configuration (res_ids is "1,2,3"): a backward scan of
+        # the configuration's error rows (index config_id, status, create_date), never of all its logs.
         self.env["bj.api.log"].flush_model()
         self.env.cr.execute(
             r"""
             SELECT c.id,
-                   (SELECT l.id FROM bj_api_log l
-                     WHERE l.config_id = c.id AND l.res_model = %(model)s AND l.res_ids ~ %(pattern)s
-                     ORDER BY l.create_date DESC, l.id DESC LIMIT 1),
                    (SELECT l.id FROM bj_api_log l
                      WHERE l.config_id = c.id AND l.status = 'error' AND l.res_model = %(model)s
                        AND l.res_ids ~ %(pattern)s
@@ -61,20 +59,20 @@ class BjApiSyncStatus(models.TransientModel):
         )
         Log = self.env["bj.api.log"]
         lines = []
-        for config_id, last_log_id, last_error_id in self.env.cr.fetchall():
+        for config_id, last_error_id in self.env.cr.fetchall():
             config = Config.browse(config_id)
             binding = bindings.get(config)
-            if not (binding or last_log_id):
+            if not (binding or last_error_id):
                 continue
             error = Log.browse(last_error_id)
-            last = Log.browse(last_log_id)
+            failed_last = bool(error) and (not binding or not binding.synced_at
+                                           or error.create_date >= binding.synced_at)
             lines.append({
                 "config_id": config_id,
                 "binding_id": binding.id if binding else False,
                 "external_id": binding.external_id if binding else False,
                 "synced_at": binding.synced_at if binding else False,
-                "last_log_id": last_log_id or False,
-                "last_status": last.status if last else False,
+                "last_status": "error" if failed_last else "success",
                 "last_error_id": last_error_id or False,
                 "last_error": (error.error_message or "").strip().splitlines()[0][:500]
                 if error and error.error_message else False,
@@ -93,8 +91,7 @@ class BjApiSyncStatusLine(models.TransientModel):
     binding_id = fields.Many2one("bj.api.sync.binding", readonly=True)
     external_id = fields.Char(string="Remote ID", readonly=True)
     synced_at = fields.Datetime(string="Last Payload Sent", readonly=True)
-    last_log_id = fields.Many2one("bj.api.log", readonly=True)
-    last_status = fields.Selection(related="last_log_id.status", string="Last Status")
+    last_status = fields.Selection([("success", "Success"), ("error", "Error")], readonly=True)
     last_error_id = fields.Many2one("bj.api.log", string="Last Error Log", readonly=True)
     last_error = fields.Char(readonly=True)
     last_error_at = fields.Datetime(readonly=True)
@@ -131,6 +128,6 @@ class BjApiSyncStatusLine(models.TransientModel):
         return {
             "type": "ir.actions.act_window",
             "res_model": "bj.api.log",
-            "res_id": (self.last_error_id or self.last_log_id).id,
+            "res_id": self.last_error_id.id,
             "view_mode": "form",
         }

@@ -10,7 +10,9 @@ parsed JSON body and the number of items it carried), the next one, or None at t
 - ``cursor``: ``?cursor=<value found at cursor_path in the body>`` until the value is absent;
 - ``next_url`` (Next URL in Body): the URL found at ``next_url_path`` until it is absent.
 
-The same next URL twice (link, cursor, next URL) is a loop: ``PagingLoop``.
+The same next URL twice (link, cursor, next URL) is a loop: ``PagingLoop``. A next URL on
+another origin than the Request URL's is never followed (``ForeignOrigin``): every page
+carries the configuration's credentials.
 
 No Odoo import: ``tests/unit/test_paging.py`` tests this module with plain pytest.
 """
@@ -23,12 +25,30 @@ STYLES = ("offset", "page", "link", "cursor", "next_url")
 MISSING = object()
 
 
-class PagingLoop(Exception):
-    """The remote pointed at a page already fetched in this run."""
+class PagingError(Exception):
+    """A next page that must not be fetched; ``url`` is where the remote pointed."""
 
     def __init__(self, url):
         super().__init__(url)
         self.url = url
+
+
+class PagingLoop(PagingError):
+    """The remote pointed at a page already fetched in this run."""
+
+
+class ForeignOrigin(PagingError):
+    """The remote pointed at another origin (scheme, host, port): the credentials would go there."""
+
+
+def origin(url):
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
 
 
 # --------------------------------------------------------------------------
@@ -187,7 +207,7 @@ class Pager:
         return url
 
     def next(self, headers, body, count):
-        """The next page's URL, or None when the run is over; raises ``PagingLoop``."""
+        """The next page's URL, or None when the run is over; raises ``PagingLoop`` / ``ForeignOrigin``."""
         p = self.paging
         self.taken += count
         remaining = self._remaining()
@@ -218,6 +238,8 @@ class Pager:
             url = urljoin(self.url, value.strip())
         if not url:
             return None
+        if origin(url) != origin(self.base):
+            raise ForeignOrigin(url)
         if url in self.seen:
             raise PagingLoop(url)
         self.seen.add(url)

@@ -352,7 +352,8 @@ class BjApiSyncConfig(models.Model):
     )
     response_root = fields.Char(
         help="Where the list is in a pulled JSON body, as a dotted path (data, items, data.items, "
-        "value); empty = the body itself.",
+        "value); empty = the body itself. For a push, where the record is in the remote's answer "
+        "for write-back (customer for Shopify, data for Pipedrive).",
     )
     delete_mode = fields.Selection(
         [("unlink", "Delete"), ("archive", "Archive")],

@@ -63,7 +63,7 @@ class BjApiSyncConfig(models.Model):
     health_p95 = fields.Integer(compute="_compute_dashboard")
     health_error_rate = fields.Float(string="Error Rate (24 h)", compute="_compute_dashboard", digits=(16, 4))
     health_success_count = fields.Integer(string="Successes (24 h)", compute="_compute_dashboard")
-    queue_depth = fields.Integer(string="Queue Depth", compute="_compute_dashboard",
+    queue_depth = fields.Integer(compute="_compute_dashboard",
                                  help="Sync jobs pending or running.")
     oldest_pending_at = fields.Datetime(string="Oldest Pending Job", compute="_compute_dashboard")
     last_success_at = fields.Datetime(string="Last Success", compute="_compute_dashboard")

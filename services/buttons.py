@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from odoo.exceptions import UserError
 
+from ..lib import paging
 from ..lib.api import API_PREFIX, BODY_METHODS
 from ..lib.errors import SyncError
 from . import mapping, oauth2, openapi, pull
@@ -178,11 +179,12 @@ def _test_pull(config, sender, headers, url):
     if pages:
         try:
             following = pages.next(outcome.headers, body, len(items))
-        except Exception:  # noqa: BLE001 - a loop on the first page: reported like no next page
+        except paging.PagingError as exc:
             following = None
+            lines.append(env._("Next page %s would not be followed (another host, or this page again).", exc.url))
         if following:
             lines.append(env._("Next page: %s", following))
-        else:
+        elif len(lines) == 2:
             lines.append(env._("No next page: the pull would stop after this one."))
     return notification(env._("Connection test succeeded"), "\n".join(lines), "success", pre=True)
 

@@ -182,11 +182,18 @@ def _pull_list(sender, commit):
             break
         try:
             url = pages.next(outcome.headers, body, count)
-        except paging.PagingLoop as exc:
-            message = env._(
-                "Pagination loop: the remote pointed again at %s, a page already fetched in this run; stopped.",
-                exc.url,
-            )
+        except paging.PagingError as exc:
+            if isinstance(exc, paging.ForeignOrigin):
+                message = env._(
+                    "The remote's next page %s is on another host than the Request URL: not followed "
+                    "(the credentials would go there); stopped.",
+                    exc.url,
+                )
+            else:
+                message = env._(
+                    "Pagination loop: the remote pointed again at %s, a page already fetched in this run; stopped.",
+                    exc.url,
+                )
             _logger.warning("bj_api_sync: %s: %s", config.name, message)
             sender.last_failure = (502, {"message": message, "status_code": 502})
             sender.logs.extend([event_vals(config, "error", message, [], 502, "GET", exc.url)])

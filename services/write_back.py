@@ -1,8 +1,8 @@
 """Write-back: an Out configuration's lines of Direction "in" read the remote's answer to a push.
 
-After a successful POST/PUT/PATCH, each record's object in the answer (the object itself
-for one record, the item at the same index of an aligned array for a batch; the same
-rule as the bindings) is mapped through the lines of Direction "in" only (lines of
+After a successful POST/PUT/PATCH, each record's object in the answer (at Response Root
+when it is set: the object itself for one record, the item at the same index of an
+aligned array for a batch, as for the bindings) is mapped through the lines of Direction "in" only (lines of
 Direction "both" are what was sent: their keys are left out) and written on the record,
 unchanged values skipped, each record in its own savepoint (a failure is an error log
 row; the delivery stays a success). Immediate delivery writes in the caller's
@@ -16,6 +16,7 @@ write-back never sends the record back to where its values came from.
 
 import logging
 
+from ..lib import paging
 from ..lib.errors import SyncError
 from . import mapping
 
@@ -59,6 +60,11 @@ class WriteBack:
         """Write the answer's values on the request's records; returns the ids written."""
         config = self.config
         env = config.env
+        root = (config.response_root or "").strip()
+        if root and isinstance(response, dict):  # {"customer": {...}} (Shopify), {"data": {...}} (Pipedrive)
+            nested = paging.get_path(response, root)
+            if isinstance(nested, (dict, list)):
+                response = nested
         objects = _objects(response, len(request.res_ids))
         written_by = tuple(env.context.get(CONTEXT_KEY) or ()) + (config.id,)
         Model = env[config.model_name].with_context(**{CONTEXT_KEY: written_by})

@@ -12,6 +12,7 @@ from datetime import timedelta
 from odoo import Command, api, fields
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
+from odoo.tools import SQL
 
 from ..services import oauth2, outbox, push
 from . import remote_servers as remote
@@ -158,6 +159,18 @@ class TestPagination(RemoteCase):
         error = self.logs(config).filtered(lambda log: log.status == "error")
         self.assertEqual(len(error), 1)
         self.assertIn("?p=2", error.error_message)
+
+    def test_a_next_page_on_another_host_is_not_followed(self):
+        sink = self.serve(lambda received: (200, {"value": remote.items_of(2),
+                                                  "next": "http://localhost:%s/steal" % received.header("Host")
+                                                  .split(":")[1]}))
+        config = self.pull_config(sink, pagination_style="next_url", next_url_path="next", size_param="",
+                                  response_root="value", auth_type="bearer", bearer_token="secret-token")
+        result = config._make_outbound_http_request(config_id_ref=config.id)
+        self.assertFalse(result.success)
+        self.assertEqual(len(sink.requests), 1)
+        self.assertIn("another host", self.logs(config)[-1].error_message)
+        self.assertIn("would not be followed", config.action_test_connection()["params"]["message"])
 
     def test_dotted_response_root(self):
         sink = self.serve(lambda received: (200, {"data": {"items": remote.items_of(3)}}))
@@ -371,6 +384,29 @@ class TestOAuth2(RemoteCase):
     def api_authorizations(self):
         return [r.header("Authorization") for r in self.server.api_requests]
 
+    def scan_database(self, needles):
+        """``(table, column)`` of every text-like column of any table holding one of ``needles``."""
+        self.env.flush_all()
+        cr = self.env.cr
+        cr.execute(
+            """
+            SELECT c.table_name, c.column_name
+              FROM information_schema.columns c
+              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+               AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')
+            """
+        )
+        hits = []
+        for table, column in cr.fetchall():
+            cr.execute(
+                SQL("SELECT 1 FROM %s, unnest(%s::text[]) n WHERE strpos(%s::text, n) > 0 LIMIT 1",
+                    SQL.identifier(table), list(needles), SQL.identifier(column))
+            )
+            if cr.fetchone():
+                hits.append((table, column))
+        return hits
+
     def assertNothingSecretLogged(self, config, secrets):
         for log in self.logs(config):
             for name in ("url", "request_headers", "request_data", "response_data", "error_message"):
@@ -400,6 +436,7 @@ class TestOAuth2(RemoteCase):
         for log in api_logs:
             self.assertEqual(json.loads(log.request_headers)["Authorization"], "***")
         self.assertNothingSecretLogged(config, [token, "s3cret"])
+        self.assertEqual(self.scan_database([token, "s3cret"]), [])
         # at rest: encrypted, masked on read, with its expiry
         self.env.flush_all()
         self.env.cr.execute(
@@ -711,6 +748,12 @@ class TestWriteBack(RemoteCase):
         self.env.flush_all()
         self.env.cr.execute("SELECT id, ctid::text FROM res_partner WHERE id IN %s", [tuple(partners.ids)])
         self.assertEqual(dict(self.env.cr.fetchall()), before)
+
+    def test_answer_at_response_root(self):
+        self.sink.responder = lambda received: (201, {"customer": {"id": 7, "crm_id": "shop-7", "status": "enabled"}})
+        config = self.crm_config(response_root="customer")
+        self.assertTrue(config._make_outbound_http_request(self.partner, config.id).success)
+        self.assertEqual(self.partner.ref, "shop-7")
 
     def test_a_bad_value_is_logged_and_the_delivery_stays_a_success(self):
         self.sink.responder = lambda received: (201, {"crm_id": ["not", "text"], "status": "ok"})

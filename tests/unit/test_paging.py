@@ -210,6 +210,19 @@ def test_same_next_url_twice_is_a_loop():
         pager.next({}, {"c": "same"}, 1)
 
 
+def test_another_origin_is_never_followed():
+    for link in ("https://evil.test/a?p=2", "http://x.test/a?p=2", "https://x.test:8443/a?p=2"):
+        pager = Pager("https://x.test/a", Paging(style="next_url", next_url_path="next"))
+        pager.first()
+        with pytest.raises(paging.ForeignOrigin) as info:
+            pager.next({}, {"next": link}, 1)
+        assert info.value.url == link
+    pager = Pager("https://X.test:443/a", Paging(style="link"))
+    pager.first()
+    assert pager.next({"Link": '<https://x.test/a?page=2>; rel="next"'}, [], 10) == "https://x.test/a?page=2"
+    assert paging.origin("http://h.test/x") == ("http", "h.test", 80)
+
+
 def test_cap_ends_every_style():
     for style in paging.STYLES:
         pager = Pager("https://x.test/a", Paging(style=style, page_size=5, next_url_path="n", cursor_path="c"), cap=5)

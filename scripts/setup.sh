@@ -61,7 +61,11 @@ fi
 # 3b. newman (Postman's command-line runner) for scripts/newman.sh, in $BJ_HOME/node
 if [ ! -x "$BJ_HOME/node/node_modules/.bin/newman" ]; then
   log "installing newman with npm into $BJ_HOME/node"
-  npm install --prefix "$BJ_HOME/node" --no-audit --no-fund --loglevel=error newman@6 >>"$BJ_HOME/npm.log" 2>&1 \
+  # npm install --prefix ignores the global npmrc: hand its CA file on explicitly when one is set
+  npm_ca=()
+  cafile=$(npm config get cafile 2>/dev/null || true)
+  if [ -n "$cafile" ] && [ "$cafile" != "null" ] && [ "$cafile" != "undefined" ]; then npm_ca=(--cafile "$cafile"); fi
+  npm install --prefix "$BJ_HOME/node" ${npm_ca[@]+"${npm_ca[@]}"} --no-audit --no-fund --loglevel=error newman@6 >>"$BJ_HOME/npm.log" 2>&1 \
     || log "WARNING: npm install newman failed (see $BJ_HOME/npm.log): scripts/newman.sh will fail"
 fi
 

@@ -371,7 +371,7 @@ def child_outbound(args, sink, ids):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
     _odoo, registry = child_env(args.db)
-    from odoo.addons.bj_api_sync.services import outbox, sender  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import outbox, parallel  # noqa: PLC0415
 
     peak = Peak(lambda: [os.getpid()])
     rows, extra = [], {}
@@ -443,14 +443,19 @@ def child_outbound(args, sink, ids):
         deliver_ms = []
         send_ms = []
 
-        original_deliver = outbox.JobDeliveries.__call__
+        original_run = parallel.Exchange.run
 
-        def timed_deliver(self, job, attempt=1):
-            started = time.perf_counter()
-            try:
-                return original_deliver(self, job, attempt=attempt)
-            finally:
-                deliver_ms.append((time.perf_counter() - started) * 1000)
+        def timed(samples):
+            """``Exchange.run`` (a request's HTTP part, in whatever thread) timed into ``samples``."""
+
+            def run(exchange):
+                started = time.perf_counter()
+                try:
+                    return original_run(exchange)
+                finally:
+                    samples.append((time.perf_counter() - started) * 1000)
+
+            return run
 
         def enqueue(_rnd):
             started = time.perf_counter()
@@ -461,30 +466,21 @@ def child_outbound(args, sink, ids):
                 raise RuntimeError("enqueue: %s jobs for %s records" % (len(result.job_ids), len(queue)))
 
         def drain(_unit, _rnd):
-            outbox.JobDeliveries.__call__ = timed_deliver
+            parallel.Exchange.run = timed(deliver_ms)
             try:
                 done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             finally:
-                outbox.JobDeliveries.__call__ = original_deliver
+                parallel.Exchange.run = original_run
             if done != len(queue):
                 raise RuntimeError("drain: %s jobs delivered out of %s" % (done, len(queue)))
             return done
 
-        original_send = sender.Sender.send
-
-        def timed_send(self, request, max_retries=None):
-            started = time.perf_counter()
-            try:
-                return original_send(self, request, max_retries=max_retries)
-            finally:
-                send_ms.append((time.perf_counter() - started) * 1000)
-
         def immediate(_unit, _rnd):
-            sender.Sender.send = timed_send
+            parallel.Exchange.run = timed(send_ms)
             try:
                 return send(configs["immediate"], queue)
             finally:
-                sender.Sender.send = original_send
+                parallel.Exchange.run = original_run
 
         contenders = duel(
             [

@@ -200,8 +200,7 @@ def _pull_records(sender, records, commit):
         build = build_requests(config, chunk, headers=sender.headers)
         for failure in build.failures:
             sender.fail(failure)
-        for request in build.requests:
-            outcome, vals_list = sender.transmit(request)
+        for request, outcome, vals_list in sender.transmit_many(build.requests):
             final = vals_list[-1] if vals_list else None
             response = parsed(outcome)
             sender.last = (outcome.status, response)

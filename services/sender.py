@@ -15,7 +15,7 @@ from ..lib import signing
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import circuit_breaker, mapping
+from . import circuit_breaker, mapping, parallel
 from .auth import build_headers
 from .client import outbound_client, parsed, timeouts
 from .outbound_build import build_requests
@@ -212,32 +212,67 @@ class Sender:
         self.last = None
         self.last_failure = None
         self.deliveries = [0, 0]  # [succeeded, failed] HTTP deliveries, for the circuit breaker
+        self.answered = False  # a request of this sender succeeded (parallel requests from then on)
 
     # -- one request ---------------------------------------------------------
 
     def transmit(self, request, max_retries=None):
         """Send with retries; returns ``(http_client.Result, log vals per attempt)``."""
+        exchange = self.exchange(request, max_retries=max_retries).run()
+        return exchange.outcome, self.attempt_vals(exchange)
+
+    def exchange(self, request, max_retries=None):
+        """The HTTP part of sending ``request``, as a ``parallel.Exchange`` that any thread may run.
+
+        Everything that needs the environment (secrets, signature, retry settings) is read
+        here, on the calling thread; the exchange itself only calls the HTTP client.
+        """
         headers = request.headers
         if self.hmac_secret:
             headers = dict(headers)
             headers.update(signing.signature_headers(self.hmac_secret, request.idempotency_key, request.body or b""))
-        logged_headers = json.dumps(redact_headers(headers, self.secret_names), ensure_ascii=False, indent=1)
-        vals_list = []
-
-        def on_attempt(attempt):
-            vals_list.append(self._attempt_vals(request, logged_headers, attempt))
-
-        outcome = self.client.send(
-            request.method,
-            request.url,
-            headers=headers,
-            body=request.body,
-            timeout=self.timeout,
-            max_retries=self.config.max_retries if max_retries is None else max_retries,
-            backoff=self.config.retry_backoff,
-            on_attempt=on_attempt,
+        client = self.client
+        options = {
+            "headers": headers,
+            "body": request.body,
+            "timeout": self.timeout,
+            "max_retries": self.config.max_retries if max_retries is None else max_retries,
+            "backoff": self.config.retry_backoff,
+        }
+        return parallel.Exchange(
+            lambda: client.send(request.method, request.url, **options), context=(request, headers)
         )
-        return outcome, vals_list
+
+    def attempt_vals(self, exchange):
+        """The log row of each attempt of a run ``exchange`` (on the calling thread)."""
+        request, headers = exchange.context
+        logged_headers = json.dumps(redact_headers(headers, self.secret_names), ensure_ascii=False, indent=1)
+        return [self._attempt_vals(request, logged_headers, attempt) for attempt in exchange.outcome.attempts]
+
+    def transmit_many(self, requests, max_retries=None):
+        """``transmit`` for many requests, up to Max Parallel Requests of them in flight.
+
+        Yields ``(request, outcome, log vals)`` in the order of ``requests``, each processed
+        by the caller on this thread while the next ones are in flight. The bound is
+        the configuration's (lowered while its remote times out, ``parallel.Throttle``)
+        and the worker's (``bj_api_sync.max_parallel_requests_total``).
+        """
+        exchanges = [self.exchange(request, max_retries=max_retries) for request in requests]
+        config = self.config
+        maximum = parallel.Throttle.maximum(config)
+        size = min(parallel.total_limit(self.env), maximum)
+
+        def limit():
+            # Slow start: one request until the remote has answered once; one at a time again
+            # while it fails (and the circuit breaker counts).
+            if not self.answered or (self.last and not 200 <= self.last[0] < 300):
+                return 1
+            return parallel.Throttle.limit(config, maximum)
+
+        for exchange in parallel.run_ordered(exchanges, limit, size):
+            parallel.Throttle.record(config, exchange.outcome, exchange.sent_at, maximum)
+            self.answered = self.answered or exchange.outcome.ok
+            yield exchange.context[0], exchange.outcome, self.attempt_vals(exchange)
 
     def _attempt_vals(self, request, logged_headers, attempt):
         env = self.env
@@ -273,6 +308,10 @@ class Sender:
     def send(self, request, max_retries=None):
         """Send one push request, count it, log it, remember bindings; returns the outcome."""
         outcome, vals_list = self.transmit(request, max_retries=max_retries)
+        return self.record(request, outcome, vals_list)
+
+    def record(self, request, outcome, vals_list):
+        """Count, log and bind the outcome of one sent push request; returns the outcome."""
         self.logs.extend(vals_list)
         response = parsed(outcome)
         self.last = (outcome.status, response)
@@ -322,8 +361,8 @@ class Sender:
         self.result.skipped += len(build.skipped_ids)
         for failure in build.failures:
             self.fail(failure)
-        for request in build.requests:
-            self.send(request)
+        for request, outcome, vals_list in self.transmit_many(build.requests):
+            self.record(request, outcome, vals_list)
         return build
 
     def flush(self):

@@ -57,7 +57,8 @@ IDLE_CLAIM_INTERVAL = 1.0  # the same after a claim that found nothing (new jobs
 REQUEUE_INTERVAL = 5.0  # seconds between two looks for orphaned jobs during a run
 PREFETCH = 25  # shares of a configuration's jobs a worker alone with them may hold (see CLAIM_SQL)
 LINGER = 0.002  # seconds: how long other answers are awaited once one came in (one claim for a burst)
-WAKE_INTERVAL = 10.0  # seconds between two wake-ups of the other workers by one run
+WAKE_INTERVAL = 1.0  # seconds between two wake-ups of the other workers by one run
+CONTENDED_PAUSE = 0.02  # seconds before claiming again when another worker held the configurations
 
 # The configurations with due work, each locked for this claim by a transaction-level
 # advisory lock (try: a configuration another worker is claiming right now is left to it).
@@ -76,7 +77,7 @@ DUE_CONFIGS = """
 """
 LOCK_CONFIGS_SQL = """
     WITH due AS MATERIALIZED (%s)
-    SELECT id FROM due WHERE pg_try_advisory_xact_lock(%%(lock_key)s, id)
+    SELECT id, pg_try_advisory_xact_lock(%%(lock_key)s, id) FROM due
 """ % DUE_CONFIGS
 
 # Each configuration's share: its bound on requests in flight (Max Parallel Requests,
@@ -108,11 +109,12 @@ LOCK_CONFIGS_SQL = """
 # but not chosen stay pending (their lock ends with the claim's transaction).
 CLAIM_SQL = """
     WITH due AS MATERIALIZED (%s), bounds AS MATERIALIZED (
-        SELECT due.id AS config_id, running.mine, running.total - running.mine AS others,
+        SELECT due.id AS config_id, bound.share, running.mine, running.total - running.mine AS others,
                COALESCE(due.paused, FALSE) AS paused,
+               -- slow start: one request of this worker until the remote answered in its run
                CASE WHEN %%(answered)s::int[] IS NULL OR due.id = ANY(%%(answered)s::int[]) THEN bound.share
-                    ELSE 1  -- slow start: one request until the remote answered in this worker run
-               END AS share,
+                    ELSE 1
+               END AS mine_cap,
                -- alone with the configuration's jobs and able to send its whole share: prefetch
                running.total = running.mine AND %%(token)s::int IS NOT NULL
                    AND bound.share <= %%(worker_size)s AS alone
@@ -129,16 +131,17 @@ CLAIM_SQL = """
              WHERE running.config_id = due.id AND running.state = 'running') running
          WHERE %%(config_ids)s::int[] IS NULL OR due.id = ANY(%%(config_ids)s::int[])
     ), share AS MATERIALIZED (
-        SELECT config_id,
-               CASE WHEN alone
-                    THEN share * CASE WHEN paused THEN 1 ELSE %%(prefetch)s END - mine
-                    ELSE LEAST(share - mine - others, %%(worker_cap)s - mine)
-               END AS free,
-               -- what other workers may still take now (this worker's cap is below the share)
-               CASE WHEN alone THEN 0
-                    ELSE share - mine - others - GREATEST(LEAST(share - mine - others, %%(worker_cap)s - mine), 0)
+        SELECT config_id, free,
+               -- beyond this worker's cap (not its slow start): for other workers
+               CASE WHEN alone OR mine_cap - mine < capped THEN 0 ELSE share - mine - others - GREATEST(capped, 0)
                END AS spare
-          FROM bounds
+          FROM (SELECT config_id, share, mine, others, alone, mine_cap,
+                       LEAST(share - mine - others, %%(worker_cap)s - mine) AS capped,
+                       CASE WHEN alone
+                            THEN mine_cap * CASE WHEN paused THEN 1 ELSE %%(prefetch)s END - mine
+                            ELSE LEAST(share - mine - others, %%(worker_cap)s - mine, mine_cap - mine)
+                       END AS free
+                  FROM bounds) shares
     ), picked AS MATERIALIZED (
         SELECT candidate.id, candidate.config_id, candidate.next_attempt_at
           FROM share
@@ -164,25 +167,23 @@ CLAIM_SQL = """
                        AND earlier.id < job.id
                        AND earlier.state IN ('pending', 'running', 'failed')))
              ORDER BY job.next_attempt_at, job.id
-             LIMIT GREATEST(share.free, 0)
+             LIMIT CASE WHEN share.free > 0 THEN share.free + 1 ELSE 0 END  -- one more: is there more?
                FOR UPDATE OF job SKIP LOCKED) candidate
+    ), turns AS MATERIALIZED (
+        SELECT picked.id, picked.next_attempt_at, share.free, share.spare,
+               row_number() OVER (PARTITION BY picked.config_id ORDER BY picked.next_attempt_at, picked.id) AS turn
+          FROM picked JOIN share ON share.config_id = picked.config_id
     ), chosen AS (
-        SELECT turns.id
-          FROM (SELECT id, next_attempt_at,
-                       row_number() OVER (PARTITION BY config_id ORDER BY next_attempt_at, id) AS turn
-                  FROM picked) turns
-         ORDER BY turns.turn, turns.next_attempt_at, turns.id
-         LIMIT %%(limit)s
+        SELECT id FROM turns WHERE turn <= free ORDER BY turn, next_attempt_at, id LIMIT %%(limit)s
     )
     UPDATE bj_api_sync_job
        SET state = 'running', started_at = %%(now)s, claimed_by = %%(token)s, write_uid = %%(uid)s,
            write_date = %%(now)s
      WHERE id IN (SELECT id FROM chosen)
  RETURNING id,
-           (SELECT count(*) FROM picked) > (SELECT count(*) FROM chosen)
-           OR EXISTS (SELECT 1 FROM share
-                       WHERE share.spare > 0 AND share.free > 0
-                         AND (SELECT count(*) FROM picked WHERE picked.config_id = share.config_id) >= share.free)
+           -- more claimable jobs than taken: cut by ``limit``, or beyond this worker's cap
+           (SELECT count(*) FROM turns WHERE turn <= free) > (SELECT count(*) FROM chosen)
+           OR EXISTS (SELECT 1 FROM turns WHERE turn = free + 1 AND spare > 0)
 """ % DUE_CONFIGS
 
 # Running jobs whose worker is gone (its token's advisory lock is not held: the process was
@@ -386,13 +387,14 @@ def _begin(env):
 
 
 def _claim(env, limit, concurrent, token=None, ramp=None, requeue=False, worker_size=None):
-    """Claim up to ``limit`` due jobs in the current transaction; returns ``(jobs, more)``.
+    """Claim up to ``limit`` due jobs in the current transaction; returns ``(jobs, more, contended)``.
 
     Jobs are shared between configurations (see CLAIM_SQL). ``concurrent``: other workers
     may claim at the same time (a committing worker in a ``BEGIN_SQL`` transaction): the
     configurations are locked first, and the caller commits right after, which releases
     them. ``more``: more jobs could have been claimed now than ``limit`` allowed (work for
-    another worker). ``ramp``: the configurations that answered in this worker run; the
+    another worker). ``contended``: a configuration with due jobs was being claimed by
+    another worker at that moment (left to it this time). ``ramp``: the configurations that answered in this worker run; the
     others get one request (slow start). ``requeue``: look for orphaned jobs
     first. ``worker_size``: the requests the claiming worker may have in flight (its prefetch
     and its cap depend on it). Pending ORM writes (the states of finished jobs) are flushed
@@ -413,16 +415,20 @@ def _claim(env, limit, concurrent, token=None, ramp=None, requeue=False, worker_
     rows = []
     if concurrent:
         env.cr.execute(LOCK_CONFIGS_SQL, params)
-        params["config_ids"] = [row[0] for row in env.cr.fetchall()]
+        due = env.cr.fetchall()
+        params["config_ids"] = [config_id for config_id, locked in due if locked]
+        contended = len(params["config_ids"]) < len(due)
+    else:
+        contended = False
     if params["config_ids"] is None or params["config_ids"]:
         env.cr.execute(CLAIM_SQL, params)
         rows = env.cr.fetchall()
     Job = env["bj.api.sync.job"].sudo()
     if not rows:
-        return Job, False
+        return Job, False, contended
     jobs = Job.browse(sorted(row[0] for row in rows))
     jobs.invalidate_recordset(["state", "started_at", "claimed_by", "write_uid", "write_date"])
-    return jobs, rows[0][1]
+    return jobs, rows[0][1], contended
 
 
 def claim(env, limit, commit=None):
@@ -504,6 +510,7 @@ class _Worker:
             env.cr.execute("SET LOCAL jit = off")
         last_claim = last_commit = last_requeue = woke_at = None
         idle = False  # the last claim found nothing
+        requeued_last = False  # the last claim looked for orphaned jobs first
         completed = 0  # outcomes since the last claim
         try:
             while True:
@@ -513,7 +520,9 @@ class _Worker:
                     self._release()
                 ready = self._dispatch()
                 if not self.inflight and not self.queued and (out_of_time or (idle and not completed)):
-                    break
+                    if out_of_time or requeued_last:
+                        break
+                    last_requeue = None  # before stopping, one more look for orphaned jobs
                 room = self.hold - len(self.inflight) - self.queued
                 interval = IDLE_CLAIM_INTERVAL if idle else CLAIM_INTERVAL
                 # Claim when nothing is in flight; when less than a round of queued jobs is left
@@ -528,8 +537,14 @@ class _Worker:
                     or starving and now - last_claim >= interval
                 ):
                     requeue = last_requeue is None or now - last_requeue >= REQUEUE_INTERVAL
-                    jobs, more = self._claim(min(room, self.batch), requeue)
-                    last_claim, idle, completed = now, not jobs, 0
+                    jobs, more, contended = self._claim(min(room, self.batch), requeue)
+                    last_claim, idle, completed, requeued_last = now, not jobs, 0, requeue
+                    if contended and not jobs:
+                        # Another worker was claiming the configurations with work: not idle,
+                        # try again in a moment (its claim commits at once).
+                        idle = False
+                        if not self.inflight and not self.queued:
+                            time.sleep(CONTENDED_PAUSE)
                     if requeue:
                         last_requeue = now
                     if more and (woke_at is None or now - woke_at >= WAKE_INTERVAL):
@@ -632,7 +647,7 @@ class _Worker:
             self.env.cr.rollback()
             self.env.cr.execute(BEGIN_SQL)
             self.deliveries = JobDeliveries()
-            return self.env["bj.api.sync.job"], False
+            return self.env["bj.api.sync.job"], False, False
 
     def _write_outcomes(self, logs=False):
         """Delivered jobs marked done; with ``logs``, the log rows and bindings written too."""

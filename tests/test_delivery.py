@@ -213,7 +213,7 @@ class TestDelivery(BjCase):
         config = self.config(sink)
         jobs = self.enqueue(config, self.partners[:3])
         # a worker claimed them, then its process was killed: its advisory lock is gone
-        claimed, _more = outbox._claim(self.env, 10, False, token=4242)
+        claimed = outbox._claim(self.env, 10, False, token=4242)[0]
         self.assertEqual(claimed, jobs)
         self.assertEqual(set(jobs.mapped("claimed_by")), {4242})
         # a live worker's running jobs stay where they are

@@ -63,6 +63,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_inbound  # noqa: E402 - the colleagues' helpers: JSON-RPC client, odoo-bin command line
 import bench_outbound  # noqa: E402 - the HTTP sink, env.sh loading, registry opening
+import delivery  # noqa: E402 - the delivery part: remotes with latency, worker threads
 
 TOKEN = "bench-token"
 ENDPOINT = "bench-partners"
@@ -249,7 +250,8 @@ def run_child(args, role, sink_port, out):
     """Run ``role`` (setup, outbound, cron) in a fresh Python process with its own registry."""
     cmd = [python(), "-u", __file__, "--child", role, "--db", args.db, "--sink-port", str(sink_port),
            "--child-out", out]
-    for name in ("records", "outbox_jobs", "rule_writes", "cron_records", "rounds", "outbox_rounds"):
+    for name in ("records", "outbox_jobs", "rule_writes", "cron_records", "rounds", "outbox_rounds",
+                 "delivery_jobs", "delivery_rounds"):
         cmd += ["--%s" % name.replace("_", "-"), str(getattr(args, name))]
     subprocess.run(cmd, check=True)
     return json.loads(Path(out).read_text())
@@ -585,6 +587,14 @@ def child_cron(args, sink, ids):
     }
 
 
+def child_delivery(args, _sink, _ids):
+    """The delivery part (bench/delivery.py) in this fresh process."""
+    _odoo, registry = child_env(args.db)
+    helpers = {"Contender": Contender, "rows_of": rows_of, "Peak": Peak, "bench_partners": bench_partners,
+               "out_config": out_config}
+    return delivery.child(args, registry, helpers)
+
+
 # --------------------------------------------------------------------------
 # Inbound (over HTTP, against the server's two workers)
 # --------------------------------------------------------------------------
@@ -827,6 +837,7 @@ def targets(result):
             share = cost([r for r in flat if r["scenario"] == rule["scenario"]], "rule", "noop")
             check("enqueue costs <= 15% over an automation rule doing nothing", share, share <= 0.15,
                   "%.1f %%" % (share * 100))
+    delivery.targets(by_key, result.get("extra", {}), check)
     return checks
 
 
@@ -926,8 +937,10 @@ def parse_args(argv=None):
     parser.add_argument("--rule-writes", type=int, help="partner writes per round and phase (default 500)")
     parser.add_argument("--cron-records", type=int, help="records of the scheduled sync (default 100,000)")
     parser.add_argument("--rounds", type=int, help="rounds of every other scenario (default 3)")
-    parser.add_argument("--only", default="inbound,outbound,cron",
-                        help="comma-separated parts to run: inbound, outbound, cron")
+    parser.add_argument("--delivery-jobs", type=int, help="queued jobs drained against a 100 ms remote (default 2,000)")
+    parser.add_argument("--delivery-rounds", type=int, help="rounds of the delivery scenarios (default 2)")
+    parser.add_argument("--only", default="inbound,outbound,cron,delivery",
+                        help="comma-separated parts to run: inbound, outbound, cron, delivery")
     parser.add_argument("--db", default="bj_bench_%s" % uuid.uuid4().hex[:8])
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--json", help="write every figure to this file")
@@ -937,9 +950,9 @@ def parse_args(argv=None):
     parser.add_argument("--sink-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     full = {"records": 2000, "batch": 500, "singles": 300, "gets": 300, "outbox_jobs": 10000, "outbox_rounds": 2,
-            "rule_writes": 500, "cron_records": 100000, "rounds": 3}
+            "rule_writes": 500, "cron_records": 100000, "rounds": 3, "delivery_jobs": 2000, "delivery_rounds": 2}
     quick = {"records": 200, "batch": 50, "singles": 30, "gets": 30, "outbox_jobs": 200, "outbox_rounds": 2,
-             "rule_writes": 30, "cron_records": 1000, "rounds": 2}
+             "rule_writes": 30, "cron_records": 1000, "rounds": 2, "delivery_jobs": 200, "delivery_rounds": 2}
     for name, default in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -954,7 +967,8 @@ def main(argv=None):
         sink = bench_outbound.Sink(args.sink_port)
         ids = json.loads(Path(args.child_out).read_text()) if args.child != "setup" else None
         out = {"setup": lambda: child_setup(args, sink), "outbound": lambda: child_outbound(args, sink, ids),
-               "cron": lambda: child_cron(args, sink, ids)}[args.child]()
+               "cron": lambda: child_cron(args, sink, ids),
+               "delivery": lambda: child_delivery(args, sink, ids)}[args.child]()
         Path(args.child_out).write_text(json.dumps(out))
         return 0
     parts = set(args.only.split(","))
@@ -990,6 +1004,10 @@ def main(argv=None):
             Path(ids_file).write_text(json.dumps(ids))
         if "cron" in parts:
             result["cron"] = run_child(args, "cron", sink.port, ids_file)
+        if "delivery" in parts:
+            out = run_child(args, "delivery", sink.port, ids_file)
+            result["rows"] += out["rows"]
+            result["extra"].update(out["extra"])
     finally:
         stop(server)
         if sink is not None:

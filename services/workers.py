@@ -122,8 +122,8 @@ def _lock_nowait(env, cron):
         with env.cr.savepoint(flush=False):
             env.cr.execute("SELECT id FROM ir_cron WHERE id = %s FOR NO KEY UPDATE NOWAIT", [cron.id])
         return True
-    except psycopg2.errors.LockNotAvailable:
-        return False
+    except (psycopg2.errors.LockNotAvailable, psycopg2.errors.SerializationFailure):
+        return False  # run by a cron thread now, or changed by one since this transaction began
 
 
 def ensure_worker_crons(env):

@@ -224,29 +224,34 @@ class Sender:
     def exchange(self, request, max_retries=None):
         """The HTTP part of sending ``request``, as a ``parallel.Exchange`` that any thread may run.
 
-        Everything that needs the environment (secrets, signature, retry settings) is read
-        here, on the calling thread; the exchange itself only calls the HTTP client.
+        Everything that needs the environment (the decrypted secret, retry settings) is read
+        here, on the calling thread; the exchange itself signs the request (pure Python: the
+        signature's timestamp is the moment it is sent, not when it was queued) and calls the
+        HTTP client. The headers sent are kept for the log rows (``attempt_vals``).
         """
-        headers = request.headers
-        if self.hmac_secret:
-            headers = dict(headers)
-            headers.update(signing.signature_headers(self.hmac_secret, request.idempotency_key, request.body or b""))
-        client = self.client
+        client, secret = self.client, self.hmac_secret
+        sent = {"headers": request.headers}
         options = {
-            "headers": headers,
             "body": request.body,
             "timeout": self.timeout,
             "max_retries": self.config.max_retries if max_retries is None else max_retries,
             "backoff": self.config.retry_backoff,
         }
-        return parallel.Exchange(
-            lambda: client.send(request.method, request.url, **options), context=(request, headers)
-        )
+
+        def send():
+            headers = request.headers
+            if secret:
+                headers = dict(headers)
+                headers.update(signing.signature_headers(secret, request.idempotency_key, request.body or b""))
+                sent["headers"] = headers
+            return client.send(request.method, request.url, headers=headers, **options)
+
+        return parallel.Exchange(send, context=(request, sent))
 
     def attempt_vals(self, exchange):
         """The log row of each attempt of a run ``exchange`` (on the calling thread)."""
-        request, headers = exchange.context
-        logged_headers = json.dumps(redact_headers(headers, self.secret_names), ensure_ascii=False, indent=1)
+        request, sent = exchange.context
+        logged_headers = json.dumps(redact_headers(sent["headers"], self.secret_names), ensure_ascii=False, indent=1)
         return [self._attempt_vals(request, logged_headers, attempt) for attempt in exchange.outcome.attempts]
 
     def transmit_many(self, requests, max_retries=None):

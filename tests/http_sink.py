@@ -177,7 +177,8 @@ class SlowRemote:
         try:
             delay = self.delay(received) if callable(self.delay) else self.delay
             if self.sink is not None:
-                self.sink.server.stopping.wait(delay)
+                if self.sink.server.stopping.wait(delay):
+                    return HANG  # stopped meanwhile: no answer to a client that is long gone
             else:
                 time.sleep(delay)
             return self.reply(received) if callable(self.reply) else self.reply

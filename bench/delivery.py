@@ -251,10 +251,11 @@ def child(args, registry, helpers):
                     delays = []
                     original_finish = outbox.JobDeliveries.finish
 
-                    def finish(self, sender, exchange, attempt, delays=delays, started=started):
+                    def finish(self, sender, exchange, attempt, delays=delays, started=started,
+                               original=original_finish):
                         if sender.config.id == fast.id:
                             delays.append((time.perf_counter() - started) * 1000)
-                        return original_finish(self, sender, exchange, attempt)
+                        return original(self, sender, exchange, attempt)
 
                     outbox.JobDeliveries.finish = finish
                     try:

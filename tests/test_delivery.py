@@ -100,13 +100,13 @@ class TestDelivery(BjCase):
     def test_immediate_call_sends_its_requests_in_parallel_and_processes_them_in_order(self):
         sink, remote = self.remote(0.1, lambda received: (201, {"id": "r-%s" % received.json()["id"]}))
         config = self.config(sink, delivery="immediate", max_parallel_requests=8)
-        records = self.partners[:40]
+        records = self.partners[:80]
         started = time.monotonic()
         result = config._make_outbound_http_request(records, config.id)
         elapsed = time.monotonic() - started
         self.assertTrue(result.success, result.message)
-        self.assertEqual(result.sent, 40)
-        self.assertLess(elapsed, 4.0 / 3, "not even 3x faster than sequential delivery")
+        self.assertEqual(result.sent, 80)
+        self.assertLess(elapsed, 8.0 / 3, "not even 3x faster than sequential delivery")  # about 1 s
         self.assertGreater(remote.max_concurrency, 2)
         self.assertLessEqual(remote.max_concurrency, 8)
         logs = self.env["bj.api.log"].search([("config_id", "=", config.id)], order="id")
@@ -116,13 +116,13 @@ class TestDelivery(BjCase):
 
     def test_scheduled_sync_pages_go_in_parallel(self):
         sink, remote = self.remote(0.1)
-        config = self.config(sink, delivery="immediate", is_paginated=True, page_size=5, max_parallel_requests=8)
+        config = self.config(sink, delivery="immediate", is_paginated=True, page_size=2, max_parallel_requests=8)
         started = time.monotonic()
         result = push.cron_sync(config)
         elapsed = time.monotonic() - started
         self.assertEqual(result.sent, 200)
-        self.assertEqual(len(sink.requests), 40)
-        self.assertLess(elapsed, 4.0 / 3, "not even 3x faster than sequential delivery")
+        self.assertEqual(len(sink.requests), 100)
+        self.assertLess(elapsed, 10.0 / 3, "not even 3x faster than sequential delivery")  # about 1.5 s
         self.assertGreater(remote.max_concurrency, 2)
 
     # ------------------------------------------------------------------ fairness

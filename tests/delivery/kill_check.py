@@ -25,7 +25,6 @@ Prints the figures and ends with ``delivery: N passed, N failed``.
 
 import argparse
 import collections
-import json
 import os
 import socket
 import signal

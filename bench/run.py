@@ -31,6 +31,9 @@ What it does, by itself:
      Trigger)  vs the same writes without the rule;
    * ``push.cron_sync`` over ``--cron-records`` records in a fresh process: wall time,
      peak memory growth, and its rate against the batched push;
+   * delivery against remotes that take their time (bench/delivery.py): the outbox drained
+     against a 100 ms remote in 1, 2 and 4 worker threads vs one request at a time, and a
+     configuration's jobs next to a hanging remote's vs alone;
 
 4. prints one table (scenario, N, records/s, p50/p95 latency, peak RSS, ratio to the
    baseline) and the SPEC §8 targets with what this run measured; ``--json FILE`` keeps

@@ -22,6 +22,9 @@
         "views/bj_http_method_views.xml",
         "wizard/bj_api_sync_import_wizard_views.xml",
         "views/bj_api_sync_menus.xml",
+        "views/bj_api_sync_client_views.xml",
+        "wizard/bj_api_sync_status_views.xml",
+        "views/bj_api_sync_dashboard_views.xml",
     ],
     "demo": [
         "demo/bj_api_sync_demo.xml",
@@ -31,6 +34,4 @@
             "bj_api_sync/static/tests/tours/*.js",
         ],
     },
-    "installable": True,
-    "application": False,
 }

@@ -41,7 +41,7 @@ FAST_JOBS = 20
 
 
 # --------------------------------------------------------------------------
-# The remote: a sink that answers after a delay (its own process, like bench_outbound.Sink)
+# The remote: a sink that answers after a delay (its own process, like common.Sink)
 # --------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ with ``--cprofile``, prints the functions that dominate. Works on a database mad
 
 Operations:
   get_one       inbound GET /<id> (services.inbound.handle, the controller's work without werkzeug)
-  list          inbound GET ?limit=100
+  list          inbound GET ?limit=100 (the first page: counted)
+  list_page     inbound GET ?limit=100&offset=1000 (a page of a walk: no count unless Prefer: count=exact)
   post_one      inbound POST of one object (creates a partner)
   post_batch    inbound POST of an array of --batch objects
   orm_create_batch  the same --batch partners through the ORM's create, as admin (what JSON-RPC does)
@@ -24,7 +25,6 @@ Operations:
 import argparse
 import cProfile
 import json
-import os
 import pstats
 import sys
 import time
@@ -33,8 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import bench_outbound  # noqa: E402
-import run as bench_run  # noqa: E402
+from common import ENDPOINT, PARTNER_TAG, TOKEN, Sink, load_env_sh, open_registry  # noqa: E402
 
 
 def main():
@@ -46,11 +45,12 @@ def main():
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--cprofile", type=int, default=0, help="print the N most expensive functions")
     parser.add_argument("--sql", action="store_true", help="print the queries of one operation")
+    parser.add_argument("--latency-ms", type=float, default=0, help="the sink delays every answer by this much")
     args = parser.parse_args()
-    bench_outbound.load_env_sh()
-    sink = bench_outbound.Sink()
+    load_env_sh()
+    sink = Sink(latency_ms=args.latency_ms)
     try:
-        _odoo, registry = bench_run.child_env(args.db)
+        _odoo, registry = open_registry(args.db)
         for operation in args.operations:
             profile(registry, sink, operation, args)
     finally:
@@ -59,7 +59,7 @@ def main():
 
 def profile(registry, sink, operation, args):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
-    from odoo.addons.bj_api_sync.services import inbound, outbox, push  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import inbound, outbox  # noqa: PLC0415
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -68,18 +68,18 @@ def profile(registry, sink, operation, args):
         for config in Config.search([("request_type", "=", "out")]):
             config.url = sink.url("/partners")
         cr.commit()
-        headers = {"Authorization": "Bearer %s" % bench_run.TOKEN, "Content-Type": "application/json"}
-        partners = env["res.partner"].search([("email", "=like", "p%" + bench_run.TAG)], order="id", limit=200)
+        headers = {"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"}
+        partners = env["res.partner"].search([("email", "=like", "p%" + PARTNER_TAG)], order="id", limit=200)
         if operation == "drain" and args.jobs > len(partners):
-            partners = env["res.partner"].search([("email", "=like", "%" + bench_run.TAG)], order="id", limit=args.jobs)
+            partners = env["res.partner"].search([("email", "=like", "%" + PARTNER_TAG)], order="id", limit=args.jobs)
         counter = iter(range(10**9))
 
         def http(method, record_id=None, body=None, query=None):
             data = json.dumps(body).encode() if body is not None else b""
             status, _headers, text = inbound.handle(
-                env, bench_run.ENDPOINT, method, record_id=record_id, query=query or {}, headers=headers,
+                env, ENDPOINT, method, record_id=record_id, query=query or {}, headers=headers,
                 body_bytes=data, content_type="application/json",
-                url="http://127.0.0.1/bj_api_sync/v1/%s" % bench_run.ENDPOINT,
+                url="http://127.0.0.1/bj_api_sync/v1/%s" % ENDPOINT,
             )
             if status >= 300:
                 raise RuntimeError("%s %s: %s %s" % (method, record_id, status, text[:300]))
@@ -113,6 +113,7 @@ def profile(registry, sink, operation, args):
         operations = {
             "get_one": lambda: http("GET", record_id=str(partners[next(counter) % len(partners)].id)),
             "list": lambda: http("GET", query={"limit": "100"}),
+            "list_page": lambda: http("GET", query={"limit": "100", "offset": "1000"}),
             "post_one": lambda: http("POST", body={"name": "Profile %d" % next(counter), "email": "x@example.com"}),
             "post_batch": lambda: http(
                 "POST", body=[{"name": "Profile %d" % next(counter), "email": "x@example.com"}

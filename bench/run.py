@@ -10,9 +10,10 @@ Usage (from the repository root, after ``bash scripts/setup.sh``)::
 What it does, by itself:
 
 1. creates a database (``odoo-bin -i bj_api_sync``, no demo data) and loads the records;
-2. starts a local HTTP sink (separate process, HTTP/1.1 keep-alive, answers 200 at once)
-   and Odoo with ``--workers 2`` on a free port (no cron thread: nothing drains the
-   outbox behind the bench's back);
+2. starts a local HTTP sink (bench/common.py: separate process, HTTP/1.1 keep-alive, a
+   thread per connection, answers 200 at once or after ``--latency-ms``) and Odoo with
+   ``--workers 2`` on a free port (no cron thread: nothing drains the outbox behind the
+   bench's back);
 3. runs the scenarios, each against its baseline *in the same run*, interleaved unit by
    unit (a unit = one request, one batch, one record...) and repeated ``--rounds`` times,
    the order of the contenders alternating, so that load changes on a noisy machine hit
@@ -31,6 +32,8 @@ What it does, by itself:
      Trigger)  vs the same writes without the rule;
    * ``push.cron_sync`` over ``--cron-records`` records in a fresh process: wall time,
      peak memory growth, and its rate against the batched push;
+   * only with ``--only payloads``: inbound batch POST and outbound per-record push with
+     Log Payloads on  vs the same configuration with it off (the cost of the payload logs);
    * delivery against remotes that take their time (bench/delivery.py): the outbox drained
      against a 100 ms remote in 1, 2 and 4 worker threads vs one request at a time, and a
      configuration's jobs next to a hanging remote's vs alone;
@@ -51,8 +54,6 @@ import json
 import math
 import os
 import random
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,31 +65,39 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import bench_inbound  # noqa: E402 - the colleagues' helpers: JSON-RPC client, odoo-bin command line
-import bench_outbound  # noqa: E402 - the HTTP sink, env.sh loading, registry opening
 import delivery  # noqa: E402 - the delivery part: remotes with latency, worker threads
+from common import (  # noqa: E402 - bench/common.py: processes, sink, registry, bench records
+    ENDPOINT,
+    TOKEN,
+    JsonRpc,
+    Sink,
+    create_database,
+    drop_database,
+    ensure_partners,
+    free_port,
+    load_env_sh,
+    logfile,
+    make_config,
+    median,
+    open_registry,
+    percentile,
+    python,
+    reset_peak_rss,
+    rss_kib,
+    start_server,
+    stop,
+    wait_for,
+    worker_pids,
+)
+from common import PARTNER_TAG as TAG  # noqa: E402 - the bench partners' e-mail suffix
 
-TOKEN = "bench-token"
-ENDPOINT = "bench-partners"
-TAG = bench_outbound.PARTNER_TAG  # the bench partners' e-mail suffix
 PREFIXES = {"push": "p", "outbox": "q", "rule": "w", "cron": "c"}
+PARTS = ("inbound", "outbound", "cron", "delivery", "payloads")  # what --only picks from
 
 
 # --------------------------------------------------------------------------
 # Measures
 # --------------------------------------------------------------------------
-
-
-def percentile(samples, pct):
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
-
-
-def median(samples):
-    samples = [s for s in samples if s is not None]
-    return statistics.median(samples) if samples else None
 
 
 class Peak:
@@ -99,17 +108,10 @@ class Peak:
 
     def reset(self):
         for pid in self.pids():
-            with contextlib.suppress(OSError):
-                Path("/proc/%d/clear_refs" % pid).write_text("5")
+            reset_peak_rss(pid)
 
     def read(self):
-        peak = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                for line in Path("/proc/%d/status" % pid).read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-        return peak
+        return max([rss_kib("VmHWM", pid) for pid in self.pids()], default=0)
 
 
 class Contender:
@@ -185,68 +187,8 @@ def rows_of(scenario, contenders, n, baseline_key, unit_label, ratio_is_cost=Fal
 
 
 # --------------------------------------------------------------------------
-# Processes: database, sink, Odoo server, children with a registry
+# Children: fresh processes with a registry
 # --------------------------------------------------------------------------
-
-
-def python():
-    venv = Path(os.environ.get("BJ_HOME", Path.home() / ".cache/bj_api_sync")) / "venv/bin/python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def create_database(db, logfile):
-    subprocess.run(["dropdb", "--if-exists", db], check=False, capture_output=True)
-    subprocess.run(["createdb", db], check=True)
-    subprocess.run(
-        [python(), os.path.join(os.environ["ODOO_SRC"], "odoo-bin"), "-d", db,
-         "--addons-path", os.environ["BJ_ADDONS_PATH"], "-i", "bj_api_sync", "--without-demo", "all",
-         "--stop-after-init", "--logfile", logfile, "--log-level", "warn"],
-        check=True,
-    )
-
-
-def start_server(db, port, logfile):
-    stderr = open(logfile + ".stderr", "w")  # noqa: SIM115 - kept open for the server's lifetime
-    return subprocess.Popen(
-        [python(), os.path.join(os.environ["ODOO_SRC"], "odoo-bin"), "-d", db,
-         "--addons-path", os.environ["BJ_ADDONS_PATH"], "--db-filter", "^%s$" % db,
-         "--http-interface", "127.0.0.1", "--http-port", str(port), "--workers", "2",
-         "--max-cron-threads", "0", "--logfile", logfile, "--log-level", "warn",
-         "--limit-time-real", "1200", "--limit-time-cpu", "1200", "--limit-request", "1000000"],
-        start_new_session=True, stdout=stderr, stderr=stderr,
-    )
-
-
-def stop(process):
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def worker_pids(server_pid):
-    """The HTTP workers of a prefork server: its children, without the gevent process."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid != server_pid:
-                continue
-            if b"gevent" in (entry / "cmdline").read_bytes():
-                continue
-        except (OSError, IndexError, ValueError):
-            continue
-        pids.append(int(entry.name))
-    return pids
 
 
 def run_child(args, role, sink_port, out):
@@ -265,29 +207,17 @@ def run_child(args, role, sink_port, out):
 # --------------------------------------------------------------------------
 
 
-def child_env(db):
-    odoo, registry = bench_outbound.open_registry(db)
-    import logging  # noqa: PLC0415
-
-    logging.getLogger("odoo").setLevel(logging.ERROR)  # webhook INFO lines, detached cursor notices
-    return odoo, registry
-
-
-def bench_partners(env, prefix, count):
-    return bench_outbound.ensure_partners(env, count, prefix)
-
-
 def out_config(env, sink, name, **vals):
-    """``bench_outbound.make_config`` with a Bearer token (the headers every real call carries)."""
+    """``common.make_config`` with a Bearer token (the headers every real call carries)."""
     vals = dict({"auth_type": "bearer", "bearer_token": "sink-token"}, **vals)
-    return bench_outbound.make_config(env, sink, name, **vals)
+    return make_config(env, sink, name, **vals)
 
 
 def child_setup(args, sink):
     """Records, configurations, webhook action and automation rule; returns their ids."""
     from odoo import SUPERUSER_ID, Command, api  # noqa: PLC0415
 
-    _odoo, registry = child_env(args.db)
+    _odoo, registry = open_registry(args.db)
     started = time.perf_counter()
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
@@ -299,7 +229,7 @@ def child_setup(args, sink):
             "cron": args.cron_records,
         }
         for kind, count in counts.items():
-            bench_partners(env, PREFIXES[kind], count)
+            ensure_partners(env, count, PREFIXES[kind])
             cr.commit()
         field = env["ir.model.fields"]._get
         Config = env["bj.api.sync.config"]
@@ -320,8 +250,11 @@ def child_setup(args, sink):
         })
         inbound.copy({"name": "bench inbound tracked", "endpoint": ENDPOINT + "-tracked",
                       "track_batch_history": True, "bearer_token": TOKEN})
+        inbound.copy({"name": "bench inbound quiet", "endpoint": ENDPOINT + "-quiet", "log_payloads": False,
+                      "bearer_token": TOKEN})
         ids = {"inbound": inbound.id}
         ids["single"] = out_config(env, sink, "bench per-record").id
+        ids["single_quiet"] = out_config(env, sink, "bench per-record quiet", log_payloads=False).id
         ids["batched"] = out_config(env, sink, "bench batched", is_paginated=True).id
         ids["immediate"] = out_config(env, sink, "bench immediate").id
         ids["queued"] = out_config(env, sink, "bench queued", delivery="queued").id
@@ -357,6 +290,15 @@ def child_setup(args, sink):
     return ids
 
 
+def send(config, partners):
+    """One outbound call of ``partners`` through ``config``, committed; returns their number."""
+    result = config.env["bj.api.sync.config"]._make_outbound_http_request(partners, config.id)
+    config.env.cr.commit()
+    if not result.success or result.sent != len(partners):
+        raise RuntimeError("%s: %s" % (config.name, dict(result, log_ids="...")))
+    return len(partners)
+
+
 class _NoLogs:
     """Within the block, attempt log rows are dropped instead of written (bench only)."""
 
@@ -375,7 +317,7 @@ def child_outbound(args, sink, ids):
     """Outbound push, outbox drain and enqueue overhead; returns table rows."""
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
-    _odoo, registry = child_env(args.db)
+    _odoo, registry = open_registry(args.db)
     from odoo.addons.bj_api_sync.services import outbox, parallel  # noqa: PLC0415
 
     peak = Peak(lambda: [os.getpid()])
@@ -385,15 +327,8 @@ def child_outbound(args, sink, ids):
         Config = env["bj.api.sync.config"]
         configs = {key: Config.browse(ids[key]) for key in ("single", "batched", "immediate", "queued", "rule_config")}
         webhook = env["ir.actions.server"].browse(ids["webhook"])
-        push = bench_partners(env, PREFIXES["push"], args.records)
+        push = ensure_partners(env, args.records, PREFIXES["push"])
         records = list(push)
-
-        def send(config, partners):
-            result = Config._make_outbound_http_request(partners, config.id)
-            cr.commit()
-            if not result.success or result.sent != len(partners):
-                raise RuntimeError("%s: %s" % (config.name, dict(result, log_ids="...")))
-            return len(partners)
 
         def send_nolog(config, partners):
             with _NoLogs():
@@ -442,7 +377,7 @@ def child_outbound(args, sink, ids):
         rows += rows_of("outbound push, 100 records per call", contenders, len(push), "webhook", "per 100")
 
         # 3. outbox: drain of N queued jobs vs immediate delivery of the same records
-        queue = bench_partners(env, PREFIXES["outbox"], args.outbox_jobs)
+        queue = ensure_partners(env, args.outbox_jobs, PREFIXES["outbox"])
         print("[bench] outbox: %d jobs x %d rounds" % (len(queue), args.outbox_rounds), flush=True)
         enqueue_seconds = []
         deliver_ms = []
@@ -503,7 +438,7 @@ def child_outbound(args, sink, ids):
         extra["enqueue_rate"] = median([len(queue) / s for s in enqueue_seconds])
 
         # 4. enqueue overhead: partner writes with the queued automation rule vs none
-        writes = bench_partners(env, PREFIXES["rule"], args.rule_writes)
+        writes = ensure_partners(env, args.rule_writes, PREFIXES["rule"])
         automation = env["base.automation"].browse(ids["automation"])
         Job = env["bj.api.sync.job"]
         print("[bench] enqueue overhead: %d writes x %d rounds" % (len(writes), args.rounds), flush=True)
@@ -550,11 +485,37 @@ def child_outbound(args, sink, ids):
     return {"rows": rows, "extra": extra}
 
 
+def child_payloads(args, sink, ids):
+    """The cost of Log Payloads on the outbound per-record push (one call per record)."""
+    from odoo import SUPERUSER_ID, api  # noqa: PLC0415
+
+    _odoo, registry = open_registry(args.db)
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        logged, quiet = env["bj.api.sync.config"].browse([ids["single"], ids["single_quiet"]])
+        push = ensure_partners(env, args.records, PREFIXES["push"])
+        records = list(push)
+        for config in (logged, quiet):  # warm-up
+            send(config, push[:10])
+        print("[bench] payload logging, outbound per record: %d records x %d rounds" % (len(records), args.rounds),
+              flush=True)
+        contenders = duel(
+            [Contender("push_payloads", "bj_api_sync per record, Log Payloads on", lambda p, r: send(logged, p)),
+             Contender("push_nopayloads", "bj_api_sync per record, Log Payloads off", lambda p, r: send(quiet, p),
+                       True)],
+            lambda rnd: records,
+            args.rounds,
+            Peak(lambda: [os.getpid()]),
+        )
+    return {"rows": rows_of("payload logging, outbound push per record", contenders, len(records),
+                            "push_nopayloads", "per record")}
+
+
 def child_cron(args, sink, ids):
     """``cron_sync`` over the cron partners in this fresh process: time and peak RSS growth."""
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
-    _odoo, registry = child_env(args.db)
+    _odoo, registry = open_registry(args.db)
     from odoo.addons.bj_api_sync.services import push  # noqa: PLC0415
 
     with registry.cursor() as cr:
@@ -563,13 +524,13 @@ def child_cron(args, sink, ids):
         env["bj.api.sync.binding"].search([("config_id", "=", config.id)]).unlink()
         cr.commit()
         env.invalidate_all()
-        before = bench_outbound.rss_kib()
-        resettable = bench_outbound.reset_peak_rss()
+        before = rss_kib()
+        resettable = reset_peak_rss()
         print("[bench] cron_sync over %d records" % args.cron_records, flush=True)
         started = time.perf_counter()
         first = push.cron_sync(config)
         seconds = time.perf_counter() - started
-        peak = bench_outbound.rss_kib("VmHWM")
+        peak = rss_kib("VmHWM")
         cr.commit()
         env.invalidate_all()
         started = time.perf_counter()
@@ -592,8 +553,9 @@ def child_cron(args, sink, ids):
 
 def child_delivery(args, _sink, _ids):
     """The delivery part (bench/delivery.py) in this fresh process."""
-    _odoo, registry = child_env(args.db)
-    helpers = {"Contender": Contender, "rows_of": rows_of, "Peak": Peak, "bench_partners": bench_partners,
+    _odoo, registry = open_registry(args.db)
+    helpers = {"Contender": Contender, "rows_of": rows_of, "Peak": Peak,
+               "bench_partners": lambda env, prefix, count: ensure_partners(env, count, prefix),
                "out_config": out_config}
     return delivery.child(args, registry, helpers)
 
@@ -611,21 +573,35 @@ def items(count, tag):
     ]
 
 
+def api_session():
+    """A client of the bench endpoint (its bearer token, JSON bodies)."""
+    import requests  # noqa: PLC0415
+
+    session = requests.Session()
+    session.headers.update({"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"})
+    return session
+
+
+def check(response, status, what):
+    if response.status_code != status:
+        raise RuntimeError("%s: %s %s" % (what, response.status_code, response.text[:500]))
+    return response
+
+
+def post(session, target, data):
+    """POST ``data`` (an object or an array) to ``target``; returns the number of records created."""
+    body = check(session.post(target, data=json.dumps(data), timeout=600), 201, "POST").json()
+    return len(body) if isinstance(body, list) else 1
+
+
 def bench_in(args, base, rpc, peak):
     import requests  # noqa: PLC0415
 
-    api = requests.Session()
-    api.headers.update({"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"})
+    api = api_session()
     url = "%s/bj_api_sync/v1/%s" % (base, ENDPOINT)
 
-    def check(response, status, what):
-        if response.status_code != status:
-            raise RuntimeError("%s: %s %s" % (what, response.status_code, response.text[:500]))
-        return response
-
     def api_post(data, target=url):
-        body = check(api.post(target, data=json.dumps(data), timeout=600), 201, "POST").json()
-        return len(body) if isinstance(body, list) else 1
+        return post(api, target, data)
 
     def rpc_create(data):
         created = rpc.execute("res.partner", "create", data if isinstance(data, list) else [data])
@@ -661,7 +637,7 @@ def bench_in(args, base, rpc, peak):
     for _ in range(2):
         session = requests.Session()
         session.headers.update(api.headers)
-        sessions.append((session, bench_inbound.JsonRpc(base, args.db)))
+        sessions.append((session, JsonRpc(base, args.db)))
 
     def both(post):
         counts, errors = [0, 0], []
@@ -761,6 +737,31 @@ def bench_in(args, base, rpc, peak):
     )
     rows += rows_of("inbound GET by identifier", contenders, args.gets, "read", "per request")
     return rows
+
+
+def bench_payloads_in(args, base, peak):
+    """The cost of Log Payloads on the inbound batch POST: the bench endpoint and its copy with
+    Log Payloads off, batch by batch."""
+    api = api_session()
+    url = "%s/bj_api_sync/v1/%s" % (base, ENDPOINT)
+    for i in range(4):  # warm-up: both configurations on both workers
+        post(api, url, items(10, "warmpay %d" % i))
+        post(api, url + "-quiet", items(10, "warmpayq %d" % i))
+    batch = args.batch
+    batches = max(1, args.records // batch)
+    print("[bench] payload logging, inbound batch POST: %d x %d records x %d rounds" % (batches, batch, args.rounds),
+          flush=True)
+    contenders = duel(
+        [Contender("post_payloads", "bj_api_sync batch POST, Log Payloads on",
+                   lambda i, r: post(api, url, items(batch, "payon %d %d" % (r, i)))),
+         Contender("post_nopayloads", "bj_api_sync batch POST, Log Payloads off",
+                   lambda i, r: post(api, url + "-quiet", items(batch, "payoff %d %d" % (r, i))), True)],
+        lambda rnd: range(batches),
+        args.rounds,
+        peak,
+    )
+    return rows_of("payload logging, inbound batch POST (%d/request)" % batch, contenders, batches * batch,
+                   "post_nopayloads", "per request")
 
 
 # --------------------------------------------------------------------------
@@ -943,7 +944,10 @@ def parse_args(argv=None):
     parser.add_argument("--delivery-jobs", type=int, help="queued jobs drained against a 100 ms remote (default 2,000)")
     parser.add_argument("--delivery-rounds", type=int, help="rounds of the delivery scenarios (default 2)")
     parser.add_argument("--only", default="inbound,outbound,cron,delivery",
-                        help="comma-separated parts to run: inbound, outbound, cron, delivery")
+                        help="comma-separated parts to run: inbound, outbound, cron, delivery (the default), payloads "
+                             "(the cost of Log Payloads, inbound batch POST and outbound per record)")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="the sink delays every answer by this much (a remote that far away; default 0)")
     parser.add_argument("--db", default="bj_bench_%s" % uuid.uuid4().hex[:8])
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--json", help="write every figure to this file")
@@ -965,45 +969,51 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    bench_outbound.load_env_sh()
+    load_env_sh()
     if args.child:
-        sink = bench_outbound.Sink(args.sink_port)
+        sink = Sink(args.sink_port)
         ids = json.loads(Path(args.child_out).read_text()) if args.child != "setup" else None
         out = {"setup": lambda: child_setup(args, sink), "outbound": lambda: child_outbound(args, sink, ids),
-               "cron": lambda: child_cron(args, sink, ids),
+               "payloads": lambda: child_payloads(args, sink, ids), "cron": lambda: child_cron(args, sink, ids),
                "delivery": lambda: child_delivery(args, sink, ids)}[args.child]()
         Path(args.child_out).write_text(json.dumps(out))
         return 0
     parts = set(args.only.split(","))
-    logdir = Path(os.environ.get("BJ_HOME", Path.home() / ".cache/bj_api_sync")) / "logs"
-    logdir.mkdir(parents=True, exist_ok=True)
-    logfile = str(logdir / ("bench-%s.log" % args.db))
+    if parts - set(PARTS):
+        sys.exit("--only: unknown part(s) %s (parts: %s)" % (", ".join(sorted(parts - set(PARTS))), ", ".join(PARTS)))
+    log = logfile("bench-%s.log" % args.db)
     started = time.perf_counter()
     result = {"machine": machine(), "args": vars(args), "rows": [], "extra": {}}
     sink = server = None
     workdir = tempfile.mkdtemp(prefix="bj_bench_")
     try:
-        print("[bench] database %s (log %s)" % (args.db, logfile), flush=True)
-        create_database(args.db, logfile)
-        sink = bench_outbound.Sink()
+        print("[bench] database %s (log %s)" % (args.db, log), flush=True)
+        create_database(args.db, log)
+        sink = Sink(latency_ms=args.latency_ms)
         ids_file = os.path.join(workdir, "ids.json")
         print("[bench] loading records and configurations ...", flush=True)
         ids = run_child(args, "setup", sink.port, ids_file)
         result["extra"]["setup_seconds"] = ids["setup_seconds"]
         Path(ids_file).write_text(json.dumps(ids))
-        if "inbound" in parts:
-            port = bench_inbound.free_port()
+        if parts & {"inbound", "payloads"}:
+            port = free_port()
             base = "http://127.0.0.1:%d" % port
-            server = start_server(args.db, port, logfile)
-            bench_inbound.wait_for(base + "/web/login", timeout=180)
-            rpc = bench_inbound.JsonRpc(base, args.db)
-            result["rows"] += bench_in(args, base, rpc, Peak(lambda: worker_pids(server.pid)))
+            server = start_server(args.db, port, log)
+            wait_for(base + "/web/login", timeout=180)
+            peak = Peak(lambda: worker_pids(server.pid))
+            if "inbound" in parts:
+                result["rows"] += bench_in(args, base, JsonRpc(base, args.db), peak)
+            if "payloads" in parts:
+                result["rows"] += bench_payloads_in(args, base, peak)
             stop(server)
             server = None
         if "outbound" in parts:
             out = run_child(args, "outbound", sink.port, ids_file)
             result["rows"] += out["rows"]
             result["extra"].update(out["extra"])
+            Path(ids_file).write_text(json.dumps(ids))
+        if "payloads" in parts:
+            result["rows"] += run_child(args, "payloads", sink.port, ids_file)["rows"]
             Path(ids_file).write_text(json.dumps(ids))
         if "cron" in parts:
             result["cron"] = run_child(args, "cron", sink.port, ids_file)
@@ -1016,7 +1026,7 @@ def main(argv=None):
         if sink is not None:
             sink.stop()
         if not args.keep:
-            subprocess.run(["dropdb", "--if-exists", args.db], check=False, capture_output=True)
+            drop_database(args.db)
     result["seconds"] = time.perf_counter() - started
     result["checks"] = targets(result)
     if args.json:

@@ -12,6 +12,7 @@ from odoo import http
 from odoo.http import request
 
 from ..lib import values
+from ..lib.api import API_PREFIX
 from ..services import inbound, openapi
 
 _logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ _READ_CHUNK = 64 * 1024
 
 class BjApiSyncController(http.Controller):
     @http.route(
-        ["/bj_api_sync/v1/<string:endpoint>", "/bj_api_sync/v1/<string:endpoint>/<path:record_id>"],
+        [API_PREFIX + "/<string:endpoint>", API_PREFIX + "/<string:endpoint>/<path:record_id>"],
         type="http",
         auth="none",
         csrf=False,
@@ -52,7 +53,7 @@ class BjApiSyncController(http.Controller):
         )
         return self._json_response(status, headers, payload)
 
-    @http.route("/bj_api_sync/v1/openapi.json", type="http", auth="public", methods=["GET"], readonly=True)
+    @http.route(API_PREFIX + "/openapi.json", type="http", auth="public", methods=["GET"], readonly=True)
     def bj_api_sync_openapi(self, endpoint=None, download=None, **_params):
         """OpenAPI 3.1 document of the active inbound endpoints, for administrators."""
         user = request.env.user
@@ -106,7 +107,9 @@ class BjApiSyncController(http.Controller):
             # A lone surrogate (a client's "\ud800" quoted in an error) cannot be UTF-8: written as
             # the same JSON escape instead of failing the whole response.
             body = body.encode("utf-8", "backslashreplace")
-        response = request.make_response(body if body is not None else b"", headers=list(headers.items()), status=status)
+        response = request.make_response(
+            body if body is not None else b"", headers=list(headers.items()), status=status
+        )
         if body is None:
             response.headers.pop("Content-Type", None)  # werkzeug's default text/html, for a 204
         return response

@@ -10,3 +10,6 @@ from . import bj_api_sync_job
 from . import bj_api_sync_binding
 from . import bj_api_idempotency
 from . import bj_api_rate_limit
+from . import bj_api_sync_client
+from . import bj_api_sync_config_ops
+from . import bj_api_log_ops

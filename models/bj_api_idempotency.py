@@ -3,7 +3,7 @@ import logging
 
 from psycopg2 import errors as pg_errors
 
-from odoo import api, fields, models, tools
+from odoo import api, fields, models
 
 _logger = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ class BjApiIdempotency(models.Model):
 
     config_id = fields.Many2one("bj.api.sync.config", required=True, ondelete="cascade", index=True)
     key = fields.Char(required=True)
-    fingerprint = fields.Char(help="SHA-256 of method, record id and body: a key reused for another request is refused.")
+    fingerprint = fields.Char(
+        help="SHA-256 of method, record id and body: a key reused for another request is refused."
+    )
     response_status = fields.Integer(help="Empty while the first request is still running.")
     response_headers = fields.Text()
     response_body = fields.Text()
@@ -133,21 +135,3 @@ class BjApiIdempotency(models.Model):
         self.invalidate_model()
         _logger.info("bj_api_sync: deleted %d expired idempotency keys", count)
         return count
-
-
-class BjApiLog(models.Model):
-    _inherit = "bj.api.log"
-
-    def init(self):
-        super().init()
-        # The inbound rate limit and the config health count a config's logs of the last minutes.
-        tools.create_index(
-            self.env.cr, "bj_api_log_config_id_create_date_idx", self._table, ["config_id", "create_date"]
-        )
-
-    @api.model
-    def _purge_old_logs(self):
-        """The daily retention cron also drops expired idempotency keys."""
-        self.env["bj.api.idempotency"]._purge_expired()
-        return super()._purge_old_logs()
-

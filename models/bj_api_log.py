@@ -3,9 +3,10 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.tools import SQL
-from odoo.modules import module as odoo_module
+
+from ..services import transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class BjApiLog(models.Model):
     name = fields.Char(compute="_compute_name", store=True, readonly=False)
     config_id = fields.Many2one("bj.api.sync.config", string="Configuration", ondelete="cascade", index=True)
     company_id = fields.Many2one(
-        "res.company", compute="_compute_company_id", store=True, index=True, string="Company"
+        "res.company", compute="_compute_company_id", store=True, index=True
     )
     direction = fields.Selection([("in", "In"), ("out", "Out")], index=True)
     method = fields.Char()
@@ -59,6 +60,12 @@ class BjApiLog(models.Model):
     job_id = fields.Many2one("bj.api.sync.job", string="Sync Job", ondelete="set null", index=True)
     request_data_pretty = fields.Text(string="Request Body (formatted)", compute="_compute_pretty")
     response_data_pretty = fields.Text(string="Response Body (formatted)", compute="_compute_pretty")
+
+    def init(self):
+        # The inbound rate limit and the config health count a config's logs of the last minutes.
+        tools.create_index(
+            self.env.cr, "bj_api_log_config_id_create_date_idx", self._table, ["config_id", "create_date"]
+        )
 
     @api.depends("direction", "method", "url", "config_id")
     def _compute_name(self):
@@ -184,20 +191,16 @@ class BjApiLog(models.Model):
 
     @api.model
     def _write_detached(self, vals_list):
-        """Write logs that must outlive the caller's transaction.
+        """Write logs that must outlive the caller's transaction; returns them in the caller's env.
 
         Outside tests they go through a new cursor committed at once; under the test
-        runner (one shared transaction) the current cursor is used.
+        runner (one shared transaction) the current cursor is used (``services.transaction``).
         """
         if not vals_list:
             return self.browse()
-        if odoo_module.current_test or self.env.registry.in_test_mode():
-            return self.sudo()._insert_rows(vals_list)
-        with self.env.registry.cursor() as cr:
-            # Nothing but log rows in this transaction: no need to wait for the WAL flush at
-            # commit (a crash may lose the last log rows, never data), as for inbound reads.
-            cr.execute("SET LOCAL synchronous_commit TO OFF")
-            env = api.Environment(cr, self.env.uid, self.env.context)
+        # Nothing but log rows in this transaction: no need to wait for the WAL flush at
+        # commit (a crash may lose the last log rows, never data), as for inbound reads.
+        with transaction.detached_env(self.env, synchronous=False) as env:
             ids = env[self._name].sudo()._insert_rows(vals_list).ids
         return self.browse(ids)
 
@@ -206,8 +209,10 @@ class BjApiLog(models.Model):
         """Daily retention cron: keep bj_api_sync.log_retention_days days of logs (default 30).
 
         Sync jobs done or cancelled before then go too (their logs first): an automation
-        rule queues a job per save, and the queue table must not grow forever.
+        rule queues a job per save, and the queue table must not grow forever. Expired
+        idempotency keys go every day, whatever the retention.
         """
+        self.env["bj.api.idempotency"]._purge_expired()
         days = int(self.env["ir.config_parameter"].sudo().get_param("bj_api_sync.log_retention_days", 30))
         if days <= 0:
             return 0

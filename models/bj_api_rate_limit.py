@@ -1,7 +1,8 @@
 import logging
 
 from odoo import api, fields, models
-from odoo.modules import module as odoo_module
+
+from ..services import transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -62,18 +63,11 @@ class BjApiRateLimit(models.Model):
 
         Outside tests the counter commits at once on its own cursor in READ COMMITTED:
         the request's transaction (REPEATABLE READ) would hold the row lock until it ends
-        and fail with a serialization error on a counter updated meanwhile.
+        and fail with a serialization error on a counter updated meanwhile. Under the test
+        runner everything shares one transaction (``services.transaction``).
         """
-        if odoo_module.current_test or self.env.registry.in_test_mode():
-            # Under the test runner everything shares one transaction.
-            return self._consume_on(self.env.cr, config_id, limit)
-        return self._consume_detached(config_id, limit)
-
-    @api.model
-    def _consume_detached(self, config_id, limit):
-        with self.env.registry.cursor() as cr:
-            cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            return self._consume_on(cr, config_id, limit)
+        with transaction.detached_env(self.env, isolation="READ COMMITTED") as env:
+            return self._consume_on(env.cr, config_id, limit)
 
     @api.model
     def _consume_on(self, cr, config_id, limit):

@@ -20,7 +20,7 @@ class BjApiSyncBinding(models.Model):
     res_id = fields.Many2oneReference(string="Record ID", model_field="res_model", required=True)
     external_id = fields.Char(string="External ID", index=True, help="Remote id found in the response.")
     payload_hash = fields.Char(help="SHA-256 of the last payload sent; unchanged payloads are skipped.")
-    synced_at = fields.Datetime(string="Synced At")
+    synced_at = fields.Datetime()
 
     _sql_constraints = [
         ("record_unique", "unique(config_id, res_model, res_id)", "One binding per record and configuration."),

@@ -1,19 +1,22 @@
 import logging
-import re
 from urllib.parse import urlsplit
 
-from odoo import _, api, fields, models
-from odoo.addons.base.models.ir_model import MODULE_UNINSTALL_FLAG
+from odoo import api, fields, models
 from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
 
-from ..services import buttons, inbound, push, triggers
+from ..lib.api import ENDPOINT_RE, endpoint_path
+from ..services import auth, buttons, deletes, push, triggers
+from .bj_api_sync_secret_mixin import MASK
 
 _logger = logging.getLogger(__name__)
 
-ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+OAUTH2_CREDENTIALS = frozenset(
+    {"auth_type", "oauth2_token_url", "oauth2_client_id", "oauth2_client_secret", "oauth2_scope", "oauth2_audience",
+     "oauth2_client_auth"}
+)
 
 
 class BjApiSyncConfig(models.Model):
@@ -26,6 +29,7 @@ class BjApiSyncConfig(models.Model):
         "password": "password_encrypted",
         "bearer_token": "bearer_token_encrypted",
         "hmac_secret": "hmac_secret_encrypted",
+        "oauth2_client_secret": "oauth2_client_secret_encrypted",
     }
 
     # ------------------------------------------------------------------ identity
@@ -47,6 +51,14 @@ class BjApiSyncConfig(models.Model):
         string="HTTP Methods",
         help="In: the methods the endpoint accepts. Out: exactly one method used to call the external API "
         "(GET pulls data into Odoo).",
+    )
+    has_write_back = fields.Boolean(
+        string="Writes Back",
+        compute="_compute_has_write_back",
+        store=True,
+        help="An Out configuration with lines of Direction In: their values are taken from the remote's "
+        "answer to a push and written on the record. Stored, so that a push without such lines reads "
+        "no line to know it.",
     )
     method_names = fields.Char(
         compute="_compute_method_names",
@@ -83,11 +95,14 @@ class BjApiSyncConfig(models.Model):
             ("basic", "Basic Auth"),
             ("bearer", "Bearer Token"),
             ("hmac", "HMAC Signature"),
+            ("oauth2", "OAuth2 Client Credentials"),
         ],
         string="Authorization Type",
         tracking=True,
         help="How requests are authenticated. HMAC Signature follows the Standard Webhooks "
-        "specification (webhook-id, webhook-timestamp, webhook-signature headers).",
+        "specification (webhook-id, webhook-timestamp, webhook-signature headers). "
+        "OAuth2 Client Credentials (outbound only): a token is requested from the Token URL, "
+        "cached until it expires and sent as a Bearer token.",
     )
     login = fields.Char(help="User name for Basic Auth.")
     password = fields.Char(
@@ -107,9 +122,48 @@ class BjApiSyncConfig(models.Model):
         inverse="_inverse_hmac_secret",
         help="Signing secret (whsec_<base64>, at least 24 random bytes). Stored encrypted.",
     )
+    oauth2_token_url = fields.Char(
+        string="Token URL",
+        help="OAuth2: the authorization server's token endpoint, e.g. "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.",
+    )
+    oauth2_client_id = fields.Char(string="Client ID", help="OAuth2: the client (application) id.")
+    oauth2_client_secret = fields.Char(
+        string="Client Secret",
+        compute="_compute_secret_masks",
+        inverse="_inverse_oauth2_client_secret",
+        help="OAuth2: the client secret. Stored encrypted; never shown again once saved.",
+    )
+    oauth2_scope = fields.Char(
+        string="Scope",
+        help="OAuth2: the scopes asked, separated by spaces (https://graph.microsoft.com/.default); "
+        "empty: none is sent.",
+    )
+    oauth2_audience = fields.Char(
+        string="Audience",
+        help="OAuth2: the audience parameter some servers require (Auth0: the API identifier); "
+        "empty: not sent.",
+    )
+    oauth2_client_auth = fields.Selection(
+        [("body", "Credentials in Body"), ("basic", "HTTP Basic Header")],
+        string="Client Authentication",
+        default="body",
+        help="OAuth2: how the client authenticates to the token endpoint. Credentials in Body sends "
+        "client_id and client_secret in the form (client_secret_post: Microsoft Entra, Auth0, Salesforce); "
+        "HTTP Basic Header sends them in an Authorization: Basic header (client_secret_basic).",
+    )
+    oauth2_token_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_token_expires_at = fields.Datetime(
+        string="Token Valid Until",
+        copy=False,
+        readonly=True,
+        help="OAuth2: when the cached access token expires. It is shared by every worker and refreshed "
+        "before then, or at once when the API answers 401.",
+    )
     password_encrypted = fields.Char(copy=False, groups="base.group_system")
     bearer_token_encrypted = fields.Char(copy=False, groups="base.group_system")
     hmac_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
+    oauth2_client_secret_encrypted = fields.Char(copy=False, groups="base.group_system")
 
     # ---------------------------------------------------------------- paging
     limit = fields.Integer(
@@ -123,11 +177,61 @@ class BjApiSyncConfig(models.Model):
         "Out: records are sent as JSON arrays of Page Size records; pulls page through the remote list.",
     )
     page_size = fields.Integer(default=100, help="Records per page (inbound) or per batch (outbound).")
+    pagination_style = fields.Selection(
+        [
+            ("offset", "Limit / Offset"),
+            ("page", "Page Number"),
+            ("link", "Link Header"),
+            ("cursor", "Cursor"),
+            ("next_url", "Next URL in Body"),
+        ],
+        default="offset",
+        required=True,
+        help="How a paginated pull (Out + GET) walks the remote list. "
+        "Limit / Offset: ?limit=100&offset=0, 100, … until an empty or short page. "
+        "Page Number: ?page=1, 2, … of Page Size items until an empty or short page (WooCommerce). "
+        "Link Header: follows Link: <…>; rel=\"next\" until there is none (GitHub, Shopify). "
+        "Cursor: sends the value found at Cursor Path in each answer as the Cursor Parameter until it "
+        "is absent (HubSpot, Stripe). Next URL in Body: follows the URL found at Next URL Path until it "
+        "is absent (Microsoft Graph, Salesforce).",
+    )
+    size_param = fields.Char(
+        string="Page Size Parameter",
+        default="limit",
+        help="Query parameter carrying Page Size (limit, per_page, _limit, $top…); empty: not sent.",
+    )
+    offset_param = fields.Char(
+        string="Offset Parameter",
+        default="offset",
+        help="Limit / Offset: query parameter carrying the offset (offset, _start, skip…).",
+    )
+    page_param = fields.Char(
+        string="Page Parameter",
+        default="page",
+        help="Page Number and Link Header: query parameter carrying the page number (page, _page…). "
+        "Link Header sends page=1 on the first request only; empty: not sent (Shopify).",
+    )
+    cursor_param = fields.Char(
+        string="Cursor Parameter",
+        default="cursor",
+        help="Cursor: query parameter carrying the cursor of the next page (after for HubSpot, "
+        "starting_after for Stripe).",
+    )
+    cursor_path = fields.Char(
+        help="Cursor: where the next cursor is in the JSON answer, as a dotted path "
+        "(paging.next.after for HubSpot, data.-1.id for Stripe: -1 is the last item of a list). "
+        "The pull stops when it is absent or empty.",
+    )
+    next_url_path = fields.Char(
+        string="Next URL Path",
+        help="Next URL in Body: where the next page's URL is in the JSON answer, as a dotted path "
+        "(@odata.nextLink for Microsoft Graph, nextRecordsUrl for Salesforce, links.next). A key that "
+        "contains dots is found whole. Relative URLs are resolved against the current page's.",
+    )
 
     # ---------------------------------------------------------------- model
     model_id = fields.Many2one(
         "ir.model",
-        string="Model",
         required=True,
         ondelete="cascade",
         tracking=True,
@@ -145,9 +249,29 @@ class BjApiSyncConfig(models.Model):
         "Use Create Trigger to generate it.",
     )
     trigger_action_id = fields.Many2oneReference(
-        string="Trigger Action",
         model_field="trigger_model",
         help="The scheduled action, automation rule or server action that calls this configuration.",
+    )
+    propagate_deletes = fields.Boolean(
+        string="Propagate Deletions",
+        help="Create Trigger also creates an automation rule 'On deletion': a record deleted in Odoo is "
+        "deleted on the remote with DELETE on the Delete URL, if the remote knows it (it has a Sync "
+        "Binding). Queued delivery sends the DELETE only once the deletion is committed.",
+    )
+    delete_url = fields.Char(
+        string="Delete URL",
+        help="Where DELETE goes, with {remote_id} (the record's External ID in its Sync Binding) and any "
+        "{api_key} of the record's payload, e.g. https://api.example.com/customers/{remote_id}.json. "
+        "Empty: the Request URL followed by /{remote_id} (with placeholders: the Request URL, its "
+        "record identifier's placeholder filled with the remote identifier).",
+    )
+    delete_trigger_id = fields.Many2one(
+        "base.automation",
+        string="Deletion Rule",
+        copy=False,
+        readonly=True,
+        ondelete="set null",
+        help="The automation rule 'On deletion' made by Create Trigger for Propagate Deletions.",
     )
     filter_domain = fields.Char(
         default="[]",
@@ -157,7 +281,6 @@ class BjApiSyncConfig(models.Model):
     )
     company_id = fields.Many2one(
         "res.company",
-        string="Company",
         required=True,
         default=lambda self: self.env.company,
         help="Company owning this configuration; inbound requests run in this company.",
@@ -217,12 +340,28 @@ class BjApiSyncConfig(models.Model):
     )
     responsible_id = fields.Many2one(
         "res.users",
-        string="Responsible",
         default=lambda self: self.env.user,
         help="Told (activity and chatter) when the configuration pauses or jobs fail.",
     )
+    last_sync_at = fields.Datetime(
+        string="Last Sync",
+        copy=False,
+        readonly=True,
+        help="Start of the last pull that went through the whole remote list without a failure. "
+        "{last_sync} in the Request URL stands for it minus the Overlap, in ISO 8601 UTC "
+        "(2024-05-01T12:00:00Z); before the first such pull, or after Reset, for 1970-01-01T00:00:00Z.",
+    )
+    sync_overlap = fields.Integer(
+        string="Overlap (s)",
+        default=300,
+        help="Seconds subtracted from Last Sync in {last_sync}: records changed on the remote at the "
+        "boundary (same timestamp, clocks apart, late commits) are asked again rather than lost. "
+        "Unchanged records are not written again.",
+    )
     response_root = fields.Char(
-        help="Key of the list in a pulled JSON body (e.g. data or items); empty = the body itself.",
+        help="Where the list is in a pulled JSON body, as a dotted path (data, items, data.items, "
+        "value); empty = the body itself. For a push, where the record is in the remote's answer "
+        "for write-back (customer for Shopify, data for Pipedrive).",
     )
     delete_mode = fields.Selection(
         [("unlink", "Delete"), ("archive", "Archive")],
@@ -264,6 +403,7 @@ class BjApiSyncConfig(models.Model):
         ("max_retries_positive", "CHECK(max_retries >= 0)", "Max retries cannot be negative."),
         ("retry_backoff_positive", "CHECK(retry_backoff >= 0)", "Retry backoff cannot be negative."),
         ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
+        ("sync_overlap_positive", "CHECK(sync_overlap >= 0)", "The overlap cannot be negative."),
         (
             "max_parallel_requests_positive",
             "CHECK(max_parallel_requests >= 1)",
@@ -272,7 +412,9 @@ class BjApiSyncConfig(models.Model):
     ]
 
     # ---------------------------------------------------------------- secrets
-    @api.depends("password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted")
+    @api.depends(
+        "password_encrypted", "bearer_token_encrypted", "hmac_secret_encrypted", "oauth2_client_secret_encrypted"
+    )
     def _compute_secret_masks(self):
         return super()._compute_secret_masks()
 
@@ -288,10 +430,14 @@ class BjApiSyncConfig(models.Model):
         for config in self:
             config._bj_store_secret("hmac_secret", config.hmac_secret)
 
+    def _inverse_oauth2_client_secret(self):
+        for config in self:
+            config._bj_store_secret("oauth2_client_secret", config.oauth2_client_secret)
+
     def _bj_normalize_secret(self, field_name, value):
         value = super()._bj_normalize_secret(field_name, value)
-        if field_name == "bearer_token" and value and value[:7].lower() == "bearer ":
-            value = value[7:].strip()
+        if field_name == "bearer_token" and value:
+            value = auth.strip_bearer(value)  # the rule the inbound check applies to both sides
         return value
 
     # ---------------------------------------------------------------- computes
@@ -341,7 +487,7 @@ class BjApiSyncConfig(models.Model):
         base = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
         for config in self:
             config.full_url = (
-                "%s/bj_api_sync/v1/%s" % (base.rstrip("/"), config.endpoint)
+                base.rstrip("/") + endpoint_path(config.endpoint)
                 if config.request_type == "in" and config.endpoint
                 else False
             )
@@ -352,15 +498,15 @@ class BjApiSyncConfig(models.Model):
         for config in self:
             if config.request_type == "out" and len(config.http_method_ids) != 1:
                 raise ValidationError(
-                    _("Outbound configuration '%s' must have exactly one HTTP method.", config.name)
+                    self.env._("Outbound configuration '%s' must have exactly one HTTP method.", config.name)
                 )
 
     @api.constrains("request_type", "endpoint", "active")
     def _check_endpoint(self):
         for config in self.filtered(lambda c: c.request_type == "in"):
-            if not config.endpoint or not ENDPOINT_RE.match(config.endpoint):
+            if not config.endpoint or not ENDPOINT_RE.fullmatch(config.endpoint):
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "The endpoint of '%s' must be made of letters, digits, '-' and '_' only "
                         "(it becomes /bj_api_sync/v1/<endpoint>).",
                         config.name,
@@ -372,7 +518,7 @@ class BjApiSyncConfig(models.Model):
             )
             if duplicate:
                 raise ValidationError(
-                    _("Another inbound configuration already uses the endpoint '%s'.", config.endpoint)
+                    self.env._("Another inbound configuration already uses the endpoint '%s'.", config.endpoint)
                 )
 
     @api.constrains("request_type", "url")
@@ -381,16 +527,29 @@ class BjApiSyncConfig(models.Model):
             parts = urlsplit(config.url or "")
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValidationError(
-                    _("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
+                    self.env._("The Request URL of '%s' must be an http:// or https:// URL.", config.name)
+                )
+
+    @api.constrains("request_type", "auth_type", "oauth2_token_url")
+    def _check_oauth2(self):
+        for config in self.filtered(lambda c: c.auth_type == "oauth2"):
+            if config.request_type != "out":
+                raise ValidationError(
+                    self.env._("OAuth2 Client Credentials authenticates outbound requests only ('%s').", config.name)
+                )
+            parts = urlsplit(config.oauth2_token_url or "")
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValidationError(
+                    self.env._("The Token URL of '%s' must be an http:// or https:// URL.", config.name)
                 )
 
     @api.constrains("connect_timeout", "read_timeout")
     def _check_timeouts(self):
         for config in self:
             if not 1 <= config.connect_timeout <= 60:
-                raise ValidationError(_("The connection timeout must be between 1 and 60 seconds."))
+                raise ValidationError(self.env._("The connection timeout must be between 1 and 60 seconds."))
             if not 1 <= config.read_timeout <= 300:
-                raise ValidationError(_("The read timeout must be between 1 and 300 seconds."))
+                raise ValidationError(self.env._("The read timeout must be between 1 and 300 seconds."))
 
     @api.constrains("line_ids")
     def _check_record_identifier(self):
@@ -398,7 +557,7 @@ class BjApiSyncConfig(models.Model):
             identifiers = config.line_ids.filtered("is_record_identifier")
             if config.line_ids and len(identifiers) != 1:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Configuration '%(name)s' must have exactly one line marked Is Record Identifier "
                         "(it has %(count)s).",
                         name=config.name,
@@ -414,7 +573,7 @@ class BjApiSyncConfig(models.Model):
                 self.env[config.model_id.model].sudo()._where_calc(domain)
             except Exception as exc:  # noqa: BLE001 - any evaluation error is a user error here
                 raise ValidationError(
-                    _("The Filter Domain of '%(name)s' is invalid: %(error)s", name=config.name, error=exc)
+                    self.env._("The Filter Domain of '%(name)s' is invalid: %(error)s", name=config.name, error=exc)
                 ) from None
 
     # ---------------------------------------------------------------- ORM
@@ -430,36 +589,46 @@ class BjApiSyncConfig(models.Model):
     def write(self, vals):
         if vals.get("paused") and "pause_reason" not in vals:
             vals = dict(vals, pause_reason="manual")
+        changed = set(vals) & OAUTH2_CREDENTIALS
+        if vals.get("oauth2_client_secret") == MASK:
+            changed.discard("oauth2_client_secret")  # the form sent the mask back unchanged
+        if changed:
+            # another client, secret, server or scope: the cached token is not theirs
+            vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
             self._check_lines_model()
         return result
 
-    def unlink(self):
-        """Delete configurations, with the Mapping Models they use when those are deleted too.
-
-        A line's Mapping Model is ``ondelete='restrict'``: a configuration another one still
-        uses is refused with a message naming the line (never the database's foreign-key
-        error). Deleted together, the lines between the deleted configurations go first, so
-        the order of the recordset does not matter.
-        """
-        Line = self.env["bj.api.sync.config.line"].sudo()
-        if not self.env.context.get(MODULE_UNINSTALL_FLAG):
-            user = Line.search(
-                [("mapping_config_id", "in", self.ids), ("config_id", "not in", self.ids)], limit=1
-            )
-            if user:
-                raise UserError(
-                    _(
-                        "Configuration '%(config)s' is the Mapping Model of line '%(line)s' of configuration "
-                        "'%(user)s': remove that line or delete both configurations together.",
-                        config=user.mapping_config_id.name,
-                        line=user.api_key,
-                        user=user.config_id.name,
-                    )
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_used_as_mapping_model(self):
+        """A configuration another one still uses as Mapping Model is refused with a message
+        naming the line (never the database's foreign-key error: the line's Mapping Model is
+        ``ondelete='restrict'``). Skipped at uninstall, where everything goes."""
+        user = self.env["bj.api.sync.config.line"].sudo().search(
+            [("mapping_config_id", "in", self.ids), ("config_id", "not in", self.ids)], limit=1
+        )
+        if user:
+            raise UserError(
+                self.env._(
+                    "Configuration '%(config)s' is the Mapping Model of line '%(line)s' of configuration "
+                    "'%(user)s': remove that line or delete both configurations together.",
+                    config=user.mapping_config_id.name,
+                    line=user.api_key,
+                    user=user.config_id.name,
                 )
-        Line.search([("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]).unlink()
+            )
+
+    def unlink(self):
+        """Deleted together, the lines between the deleted configurations go first, so the
+        order of the recordset does not matter."""
+        lines = self.env["bj.api.sync.config.line"].sudo().search(
+            [("config_id", "in", self.ids), ("mapping_config_id", "in", self.ids)]
+        )
+        lines.unlink()
+        # a deletion rule left behind would make every deletion of its model fail
+        triggers.owned_delete_rules(self.sudo()).unlink()
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -467,7 +636,7 @@ class BjApiSyncConfig(models.Model):
         for config, vals in zip(self, vals_list):
             if config.request_type == "in" and "endpoint" not in (default or {}):
                 vals["endpoint"] = "%s-copy" % config.endpoint
-            vals["name"] = _("%s (copy)", config.name)
+            vals["name"] = self.env._("%s (copy)", config.name)
         return vals_list
 
     def _post_secret_changes(self, changed):
@@ -479,14 +648,14 @@ class BjApiSyncConfig(models.Model):
         ]
         if labels:
             for config in self:
-                config.message_post(body=_("Secret changed: %s.", ", ".join(labels)))
+                config.message_post(body=self.env._("Secret changed: %s.", ", ".join(labels)))
 
     def _check_lines_model(self):
         for config in self:
-            wrong = config.line_ids.filtered(lambda line: line.field_id.model_id != config.model_id)
+            wrong = config.line_ids.filtered(lambda line, model=config.model_id: line.field_id.model_id != model)
             if wrong:
                 raise ValidationError(
-                    _("Change of model: remove the lines whose field belongs to another model first.")
+                    self.env._("Change of model: remove the lines whose field belongs to another model first.")
                 )
 
     @api.onchange("request_type")
@@ -523,12 +692,17 @@ class BjApiSyncConfig(models.Model):
         else:
             config = self.browse(int(config_id_ref))
         if config._name != self._name or len(config) != 1:
-            raise UserError(_("API configuration %s does not exist.", config_id_ref))
+            raise UserError(self.env._("API configuration %s does not exist.", config_id_ref))
         try:
-            config.sudo().request_type  # reads the whole row (used next), or finds it missing
+            config.sudo().request_type  # noqa: B018 - reads the whole row (used next), or finds it missing
         except MissingError:
-            raise UserError(_("API configuration %s does not exist.", config_id_ref)) from None
+            raise UserError(self.env._("API configuration %s does not exist.", config_id_ref)) from None
         return config
+
+    @api.depends("request_type", "line_ids.direction")
+    def _compute_has_write_back(self):
+        for config in self:
+            config.has_write_back = config.request_type == "out" and "in" in config.line_ids.mapped("direction")
 
     @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
     def _compute_method_names(self):
@@ -562,13 +736,16 @@ class BjApiSyncConfig(models.Model):
     def action_resume(self):
         self.write({"paused": False, "pause_reason": False, "next_probe_at": False, "consecutive_failures": 0})
         for config in self:
-            config.message_post(body=_("Deliveries resumed."))
+            config.message_post(body=self.env._("Deliveries resumed."))
+        return True
+
+    def action_reset_last_sync(self):
+        """Forget Last Sync: the next pull asks for everything ({last_sync} = 1970-01-01T00:00:00Z)."""
+        self.write({"last_sync_at": False})
         return True
 
     def action_test_connection(self):
         self.ensure_one()
-        if self.request_type == "in":
-            return inbound.test_connection(self)
         return buttons.test_connection(self)
 
     def action_preview_payload(self):
@@ -585,7 +762,7 @@ class BjApiSyncConfig(models.Model):
 
     def action_download_openapi(self):
         self.ensure_one()
-        return inbound.download_openapi_action(self)
+        return buttons.download_openapi_action(self)
 
     # ---------------------------------------------------------------- public entry points (BJET's)
     @api.model
@@ -597,6 +774,20 @@ class BjApiSyncConfig(models.Model):
         """
         config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
         return push.make_outbound_request(config, record_ids, timeout=timeout, **kwargs)
+
+    @api.model
+    def _propagate_deletion(self, record_ids=None, config_id_ref=None):
+        """Delete ``record_ids`` on the remote (the automation rule 'On deletion' of Create Trigger calls this).
+
+        A configuration that no longer exists logs a warning instead of raising: the deletion
+        of the records must not fail for it.
+        """
+        try:
+            config = self._resolve_config(config_id_ref if config_id_ref is not None else self)
+        except UserError as exc:
+            _logger.warning("bj_api_sync: deletion not propagated: %s", exc)
+            return False
+        return deletes.propagate(config, record_ids)
 
     @api.model
     def _cron_sync(self, config_id):

@@ -1,7 +1,7 @@
 import base64
 import logging
 
-from odoo import _, models
+from odoo import models
 
 from ..services import config_transfer
 
@@ -31,7 +31,13 @@ class BjApiSyncConfig(models.Model):
             attachment.write(vals)
         else:
             attachment = Attachment.create(
-                dict(vals, name=filename, res_model=self._name, res_id=root.id, description=_("Configuration export"))
+                dict(
+                    vals,
+                    name=filename,
+                    res_model=self._name,
+                    res_id=root.id,
+                    description=self.env._("Configuration export"),
+                )
             )
         _logger.info("Exported API configuration %s (%s) to attachment %s", root.name, root.id, attachment.id)
         return {

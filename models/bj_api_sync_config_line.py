@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 RELATIONAL_TTYPES = ("many2one", "one2many", "many2many")
@@ -14,7 +14,6 @@ class BjApiSyncConfigLine(models.Model):
     model_id = fields.Many2one(related="config_id.model_id", string="Config Model")
     field_id = fields.Many2one(
         "ir.model.fields",
-        string="Field",
         required=True,
         ondelete="cascade",
         domain="[('model_id', '=', model_id)]",
@@ -46,7 +45,6 @@ class BjApiSyncConfigLine(models.Model):
         help="Configuration of the related model used to serialize and resolve relational values.",
     )
     is_record_identifier = fields.Boolean(
-        string="Is Record Identifier",
         help="The field that identifies a record between Odoo and the external system. "
         "Exactly one per configuration.",
     )
@@ -58,7 +56,6 @@ class BjApiSyncConfigLine(models.Model):
         "the value of 'result', if assigned, is used.",
     )
     python_script = fields.Text(
-        string="Python Script",
         help="Python code run with odoo.tools.safe_eval; see the Script button for the variables.",
     )
     required = fields.Boolean(
@@ -69,7 +66,8 @@ class BjApiSyncConfigLine(models.Model):
         [("both", "Both"), ("in", "In"), ("out", "Out")],
         default="both",
         required=True,
-        help="Directions in which this line applies.",
+        help="Directions in which this line applies. In on an Out configuration: write-back, the "
+        "value is taken from the remote's answer to a push (its id, a status) and written on the record.",
     )
 
     @api.depends("field_id", "api_key")
@@ -82,7 +80,7 @@ class BjApiSyncConfigLine(models.Model):
         for line in self:
             if line.field_id.model_id != line.config_id.model_id:
                 raise ValidationError(
-                    _(
+                    self.env._(
                         "Field '%(field)s' does not belong to the model %(model)s of configuration '%(config)s'.",
                         field=line.field_id.display_name,
                         model=line.config_id.model_id.model,
@@ -95,21 +93,25 @@ class BjApiSyncConfigLine(models.Model):
         for line in self:
             if line.mapping_config_id and line.mapping_config_id == line.config_id:
                 raise ValidationError(
-                    _("Configuration '%s' cannot be its own Mapping Model.", line.config_id.name)
+                    self.env._("Configuration '%s' cannot be its own Mapping Model.", line.config_id.name)
                 )
             if line.value_type in ("relational", "python_relational") and line.field_id.ttype not in RELATIONAL_TTYPES:
                 raise ValidationError(
-                    _("Line '%s': a relational value type needs a many2one, one2many or many2many field.", line.api_key)
+                    self.env._(
+                        "Line '%s': a relational value type needs a many2one, one2many or many2many field.",
+                        line.api_key,
+                    )
                 )
             if line.value_type == "relational":
                 if not line.mapping_config_id:
                     raise ValidationError(
-                        _("Line '%s': Relational with Mapping Model needs a Mapping Model.", line.api_key)
+                        self.env._("Line '%s': Relational with Mapping Model needs a Mapping Model.", line.api_key)
                     )
                 if line.mapping_config_id.model_id.model != line.field_id.relation:
                     raise ValidationError(
-                        _(
-                            "Line '%(key)s': the Mapping Model works on %(mapped)s but the field points to %(comodel)s.",
+                        self.env._(
+                            "Line '%(key)s': the Mapping Model works on %(mapped)s "
+                            "but the field points to %(comodel)s.",
                             key=line.api_key,
                             mapped=line.mapping_config_id.model_id.model,
                             comodel=line.field_id.relation,
@@ -125,7 +127,7 @@ class BjApiSyncConfigLine(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Python Script"),
+            "name": self.env._("Python Script"),
             "res_model": self._name,
             "res_id": self.id,
             "view_mode": "form",

@@ -2,7 +2,7 @@ import json
 import logging
 import uuid
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..lib.api import BODY_METHODS
@@ -97,7 +97,7 @@ class BjApiSyncJob(models.Model):
     @api.depends("config_id", "res_model", "res_ids")
     def _compute_name(self):
         for job in self:
-            job.name = "%s #%s" % (job.config_id.name or _("Job"), job.id or "")
+            job.name = "%s #%s" % (job.config_id.name or self.env._("Job"), job.id or "")
 
     def _compute_log_count(self):
         counts = dict(self.env["bj.api.log"]._read_group([("job_id", "in", self.ids)], ["job_id"], ["__count"]))
@@ -162,7 +162,7 @@ class BjApiSyncJob(models.Model):
     def action_retry(self):
         retriable = self.filtered(lambda job: job.state in ("failed", "cancelled", "pending"))
         if not retriable:
-            raise UserError(_("Only failed, cancelled or pending jobs can be retried."))
+            raise UserError(self.env._("Only failed, cancelled or pending jobs can be retried."))
         retriable.write(
             {"state": "pending", "attempts": 0, "next_attempt_at": fields.Datetime.now(), "last_error": False}
         )

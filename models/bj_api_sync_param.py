@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 
@@ -13,7 +13,6 @@ class BjApiSyncParam(models.Model):
     key = fields.Char(required=True, help="Query parameter name, e.g. res_name in ?res_name=Azure.")
     field_id = fields.Many2one(
         "ir.model.fields",
-        string="Field",
         required=True,
         ondelete="cascade",
         domain="[('model_id', '=', model_id), ('store', '=', True)]",
@@ -49,5 +48,5 @@ class BjApiSyncParam(models.Model):
         for param in self:
             if param.field_id.model_id != param.config_id.model_id:
                 raise ValidationError(
-                    _("Parameter '%s': the field must belong to the configuration's model.", param.key)
+                    self.env._("Parameter '%s': the field must belong to the configuration's model.", param.key)
                 )

@@ -1,7 +1,7 @@
 import logging
 import os
 
-from odoo import _, api, models, tools
+from odoo import api, models, tools
 from odoo.exceptions import UserError
 
 from ..lib import crypto

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: plain-Python tests (pytest), the Odoo tests in a fresh database, then the
+# Runs every test: plain-Python tests (pytest), the linters (scripts/lint.sh: ruff, pylint-odoo),
+# the Odoo tests in a fresh database, then the
 # vendor's Postman collection with newman against a live Odoo (scripts/newman.sh; BJ_NEWMAN=0 skips it)
 # and the bounded fuzz campaign (scripts/fuzz.sh, one test per goal; BJ_FUZZ=0 skips it), and the
 # outbox kill test with two Odoo servers (scripts/delivery.sh, one test per goal; BJ_DELIVERY=0 skips it).
@@ -26,6 +27,11 @@ unit_passed=$(grep -Eo '[0-9]+ passed' "$unit_out" | tail -n1 | grep -Eo '[0-9]+
 unit_failed=$(tail -n1 "$unit_out" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
 if [ "$unit_rc" -ne 0 ] && [ "$unit_failed" -eq 0 ]; then unit_failed=1; fi
 
+echo "== lint: ruff and pylint-odoo (scripts/lint.sh; BJ_LINT=0 skips it)"
+lint_out="$logdir/lint-$db.txt"
+bj_suite lint "${BJ_LINT:-1}" "$lint_out" '^== lint: ruff' BJ_SKIP_SETUP=1 bash "$here/scripts/lint.sh"
+l_passed=$suite_passed l_failed=$suite_failed
+
 echo "== Odoo tests (database $db, tags $tags)"
 dropdb --if-exists "$db" >/dev/null 2>&1
 createdb "$db"
@@ -39,7 +45,7 @@ result=$(grep -E "odoo.tests.result: [0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ 
 if [ -z "$result" ]; then
   echo "Odoo tests did not run (no odoo.tests.result line in $odoo_log)"
   tail -n 60 "$odoo_log"
-  echo "$unit_passed passed, $((unit_failed + 1)) failed"
+  echo "$((unit_passed + l_passed)) passed, $((unit_failed + l_failed + 1)) failed"
   exit 1
 fi
 
@@ -74,9 +80,9 @@ if [ "$o_total" -eq 0 ]; then
   echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))
 fi
 o_passed=$((o_total - o_failed - o_errors))
-passed=$((unit_passed + o_passed + n_passed + f_passed + d_passed))
-failed=$((unit_failed + o_bad + load_errors + n_failed + f_failed + d_failed))
-echo "unit: $unit_passed passed, $unit_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out); fuzz: $f_passed passed, $f_failed failed (full output: $fuzz_out); delivery: $d_passed passed, $d_failed failed (full output: $delivery_out)"
+passed=$((unit_passed + l_passed + o_passed + n_passed + f_passed + d_passed))
+failed=$((unit_failed + l_failed + o_bad + load_errors + n_failed + f_failed + d_failed))
+echo "unit: $unit_passed passed, $unit_failed failed; lint: $l_passed passed, $l_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out); fuzz: $f_passed passed, $f_failed failed (full output: $fuzz_out); delivery: $d_passed passed, $d_failed failed (full output: $delivery_out)"
 if [ "$odoo_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,16 +1,18 @@
-"""The configuration form's buttons: Run Now, Test Connection, Preview Payload.
+"""The configuration form's buttons: Run Now, Test Connection, Preview Payload, Download OpenAPI.
 
 Each answers with a notification (``display_notification`` client action) rather than
 raising, so that the administrator reads what happened where they pressed the button.
 """
 
 import json
+from urllib.parse import urlencode
 
 from odoo.exceptions import UserError
 
-from ..lib.api import BODY_METHODS
+from ..lib import paging
+from ..lib.api import API_PREFIX, BODY_METHODS
 from ..lib.errors import SyncError
-from . import mapping
+from . import mapping, oauth2, openapi, pull
 from .outbound_build import OutboundRequest, fill_url, placeholders, prepare
 from .push import cron_sync
 from .sender import Sender, summary
@@ -56,12 +58,42 @@ def _classify(env, outcome):
 
 
 def test_connection(config):
-    """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body."""
+    """The Test Connection button of either direction."""
+    if config.request_type == "in":
+        return test_connection_in(config)
+    return test_connection_out(config)
+
+
+def test_connection_out(config):
+    """Out: HEAD the URL (GET when HEAD is not allowed) with auth and headers, no body.
+
+    A list pull (GET without record placeholders) GETs its first page instead and reports
+    what the pull would find there (items at Response Root, the next page); nothing is written.
+    OAuth2: a new token is fetched first, and the token endpoint's refusal (invalid_client…)
+    is what the notification tells.
+    """
     config = prepare(config)
     env = config.env
     if not config.url:
         raise UserError(env._("Set the Request URL first."))
-    url = config.url
+    if config.auth_type != "oauth2":
+        return _test_connection(config)
+    try:
+        lifetime = oauth2.test_token(config)
+    except oauth2.TokenError as exc:
+        return notification(env._("Connection test: no OAuth2 token"), exc.message, "danger", sticky=True)
+    result = _test_connection(config)
+    params = result["params"]
+    note = env._("OAuth2 token obtained from %(url)s (valid %(seconds)s s).",
+                 url=config.oauth2_token_url, seconds=lifetime)
+    params["message"] = "%s\n%s" % (note, params["message"])
+    params.setdefault("className", "text-prewrap")
+    return result
+
+
+def _test_connection(config):
+    env = config.env
+    url = pull.fill_last_sync(config, config.url)
     if placeholders(url):
         url = url[: url.index("{")]  # the part before the first placeholder: host, auth and base path
     try:
@@ -71,6 +103,8 @@ def test_connection(config):
         return notification(env._("Connection test failed"), message, "danger", sticky=True)
     sender.log_payloads = False
     headers = {k: v for k, v in sender.headers.items() if k.lower() != "content-type"}
+    if config._get_http_method() == "GET" and not placeholders(config.url):
+        return _test_pull(config, sender, headers, url)
     request = OutboundRequest(method="HEAD", url=url, headers=headers, res_model=config.model_name)
     outcome, vals_list = sender.transmit(request, max_retries=0)
     sender.logs.extend(vals_list)
@@ -105,6 +139,56 @@ def test_connection(config):
     )
 
 
+def _test_pull(config, sender, headers, url):
+    """GET the first page of a list pull and say what the pull would do with it."""
+    env = config.env
+    pages = pull.pager(config, url) if config.is_paginated else None
+    if pages:
+        url = pages.first()
+    request = OutboundRequest(method="GET", url=url, headers=headers, res_model=config.model_name)
+    outcome, vals_list = sender.transmit(request, max_retries=0)
+    sender.logs.extend(vals_list)
+    sender.flush()
+    latency = outcome.attempts[-1].elapsed_ms if outcome.attempts else outcome.elapsed_ms
+    status = outcome.status
+    if outcome.error or not status or status == 408:
+        return notification(env._("Connection test failed"), _classify(env, outcome), "danger", sticky=True)
+    details = {"method": "GET", "url": url, "status": status, "ms": latency}
+    if status in (401, 403):
+        return notification(
+            env._("Connection test: authentication refused"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms: check the credentials.", **details),
+            "warning",
+            sticky=True,
+        )
+    if not 200 <= status < 300:
+        return notification(
+            env._("Connection test: server answered with an error"),
+            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
+            "warning" if status < 500 else "danger",
+            sticky=True,
+        )
+    lines = [env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details)]
+    body = outcome.json()
+    try:
+        items = pull.extract_list(body, config.response_root, env)
+    except SyncError as exc:
+        lines.append(exc.message)
+        return notification(env._("Connection test: unexpected answer"), "\n".join(lines), "warning", sticky=True)
+    lines.append(env._("%s item(s) found at Response Root on the first page (nothing was written).", len(items)))
+    if pages:
+        try:
+            following = pages.next(outcome.headers, body, len(items))
+        except paging.PagingError as exc:
+            following = None
+            lines.append(env._("Next page %s would not be followed (another host, or this page again).", exc.url))
+        if following:
+            lines.append(env._("Next page: %s", following))
+        elif len(lines) == 2:
+            lines.append(env._("No next page: the pull would stop after this one."))
+    return notification(env._("Connection test succeeded"), "\n".join(lines), "success", pre=True)
+
+
 def preview_payload(config):
     """The request the first matching record would produce; nothing is sent."""
     config = prepare(config)
@@ -129,3 +213,49 @@ def preview_payload(config):
     return notification(
         env._("Preview Payload: %s", record.display_name), "\n".join(lines), "info", sticky=True, pre=True
     )
+
+
+def test_connection_in(config):
+    """In: check the config is usable and show its URL with a ready ``curl`` command."""
+    env = config.env
+    problems = []
+    if not config.active:
+        problems.append(env._("The configuration is archived: its endpoint answers 404."))
+    if not config.endpoint:
+        problems.append(env._("No endpoint is set."))
+    if not config.http_method_ids:
+        problems.append(env._("No HTTP method is selected: every request gets 405."))
+    if not config.line_ids:
+        problems.append(env._("No Configuration Lines: records would be empty."))
+    elif not config._get_identifier_line():
+        problems.append(env._("No line is marked Is Record Identifier."))
+    if not config.user_id:
+        problems.append(env._("No Run As user."))
+    auth_type = config.auth_type or "none"
+    if auth_type == "basic" and not (config.login and config._get_secret("password")):
+        problems.append(env._("Basic Auth needs a login and a password."))
+    elif auth_type == "bearer" and not config._get_secret("bearer_token"):
+        problems.append(env._("Bearer Token authentication needs a token."))
+    elif auth_type == "hmac" and not config._get_secret("hmac_secret"):
+        problems.append(env._("HMAC Signature authentication needs a secret."))
+    for header in config.header_ids.filtered("required"):
+        if not header._get_value():
+            problems.append(env._("Required header '%s' has no value.", header.key))
+    url = config.full_url or ""
+    curl = openapi.curl_command(config)
+    if problems:
+        message = "%s\n\n%s\n%s" % ("\n".join("• " + p for p in problems), url, curl)
+        kind, title = "danger", env._("Configuration incomplete")
+    else:
+        message = "%s\n\n%s" % (url, curl)
+        kind, title = "success", env._("Endpoint ready")
+    return notification(title, message, kind, sticky=True)
+
+
+def download_openapi_action(config):
+    """Open the OpenAPI document of this endpoint as a download."""
+    return {
+        "type": "ir.actions.act_url",
+        "url": "%s/openapi.json?%s" % (API_PREFIX, urlencode({"endpoint": config.endpoint or "", "download": 1})),
+        "target": "new",
+    }

@@ -292,7 +292,9 @@ def import_configs(env, document, update_existing=False):
 def _missing_secrets(config):
     """Labels of the secrets ``config`` needs (by its auth type and secret headers) and lacks."""
     env = config.env
-    needed = {"basic": "password", "bearer": "bearer_token", "hmac": "hmac_secret"}.get(config.auth_type)
+    needed = {
+        "basic": "password", "bearer": "bearer_token", "hmac": "hmac_secret", "oauth2": "oauth2_client_secret"
+    }.get(config.auth_type)
     labels = []
     if needed and not config._get_secret(needed):
         labels.append(config._fields[needed].get_description(env)["string"])

@@ -3,6 +3,9 @@
 The controller only turns HTTP into plain values; this module runs the pipeline
 of SPEC §3 in its order (endpoint, method, authentication, body, execution as
 the Run As user, log) so it can be read, tested and benchmarked without werkzeug.
+It decides the order, the statuses and the transactions; the checks of step 3 are
+services/auth.py (one function per Authorization Type) and what step 5 does to the
+records is services/inbound_ops.py. Both receive the request's ``_Call``.
 
 Transactions: the work runs inside a savepoint. A failure rolls back the work
 only; the log row (and the idempotency record) are then written on the same
@@ -11,16 +14,12 @@ PostgreSQL concurrency errors are re-raised untouched: Odoo retries the whole
 request on a fresh transaction, as it does for its own routes.
 """
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import logging
 import re
 import time
 import traceback
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import psycopg2
 
@@ -28,28 +27,27 @@ from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 
+try:  # private to Odoo's RPC layer: the message Odoo itself shows for a violated constraint
+    from odoo.service.model import _as_validation_error
+except ImportError:  # another Odoo version: the database's message instead
+    _as_validation_error = None
+
 from ..lib import signing, values
-from ..lib.errors import SyncError, translate_error
+from ..lib.api import BODY_METHODS, ENDPOINT_RE, KNOWN_METHODS, WRITE_METHODS
+from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import mapping, scripts
+from . import auth, inbound_ops, mapping, scripts
 
 _logger = logging.getLogger(__name__)
 
-API_PREFIX = "/bj_api_sync/v1"
 MAX_BODY_PARAM = "bj_api_sync.max_body_bytes"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 MAX_RESPONSE_PARAM = "bj_api_sync.max_response_bytes"
 DEFAULT_MAX_RESPONSE = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_IDEMPOTENCY_KEY = 255
-HMAC_TOLERANCE = 300  # seconds, SPEC §6
-KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_MIMETYPES = frozenset({"application/json", "text/json"})
-REALM = 'realm="bj_api_sync"'
 IDEMPOTENCY_HEADER = "idempotency-key"
-ENDPOINT_RE = re.compile(r"[A-Za-z0-9_-]+")  # what the config's constraint allows
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 after an even number of backslashes
 _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [
@@ -106,7 +104,13 @@ def handle(env, endpoint, method, record_id=None, query=None, headers=None, body
 
 
 class _Call:
-    """State of one request through the pipeline."""
+    """State of one request through the pipeline.
+
+    services/auth.py and services/inbound_ops.py read the request's attributes (``env``,
+    ``config``, ``endpoint``, ``method``, ``record_id``, ``query``, ``headers``, ``body``,
+    ``url``, ``payload``, ``res_model``), set the outcome (``status``, ``data``, ``res_ids``,
+    ``response_headers``) and call the public methods below.
+    """
 
     def __init__(self, env, endpoint, method, record_id, query, headers, body, content_type, url):
         self.started = time.monotonic()
@@ -135,6 +139,8 @@ class _Call:
         self.replayed = False
         self.dumped = None  # (data, its JSON text), made once by _check_response
         self.body_error = None
+        self.client = None  # the API client of the request (auth type API Clients)
+        self.run_as_uid = None  # the user of an Odoo API key (auth type Odoo API Key), instead of Run As
 
     # ------------------------------------------------------------------ driver
     def serve(self):
@@ -200,7 +206,7 @@ class _Call:
             return
         self._check_method()
         self._check_rate_limit()
-        self._authenticate()
+        auth.authenticate(self)
         self._consume_rate_limit()
         self._refuse_nul()
         self.payload = self._parse_body()
@@ -243,25 +249,7 @@ class _Call:
                 headers={"Allow": ", ".join(allowed + ["OPTIONS"])},
             )
 
-    # ------------------------------------------------------------------ 3. authentication
-    def _authenticate(self):
-        config = self.config
-        auth = config.auth_type or "none"
-        if auth == "basic":
-            self._check_basic()
-        elif auth == "bearer":
-            self._check_bearer()
-        elif auth == "hmac":
-            self._check_hmac()
-        for header in config.header_ids.filtered("required"):
-            sent = self.headers.get((header.key or "").strip().lower())
-            expected = header._get_value()
-            if sent is None or not expected or not _same(sent, expected):
-                raise self._unauthorized(
-                    self.env._("Missing or invalid header '%s'.", header.key),
-                    'ApiKey %s, header="%s"' % (REALM, header.key),
-                )
-
+    # ------------------------------------------------------------------ 3. rate limit (around auth.authenticate)
     def _check_rate_limit(self):
         """Before authentication: once this minute's budget is spent, refuse without further work.
 
@@ -285,76 +273,8 @@ class _Call:
                 status=429, headers={"Retry-After": str(retry_after)},
             )
 
-    def _unauthorized(self, message, challenge):
-        return SyncError(message, status=401, headers={"WWW-Authenticate": challenge})
-
-    def _authorization(self, scheme):
-        """The credentials after ``scheme`` in Authorization, or None when absent."""
-        value = (self.headers.get("authorization") or "").strip()
-        if not value:
-            return None, False
-        found, _sep, credentials = value.partition(" ")
-        return credentials.strip(), found.lower() == scheme.lower()
-
-    def _check_basic(self):
-        challenge = 'Basic %s, charset="UTF-8"' % REALM
-        credentials, right_scheme = self._authorization("Basic")
-        if credentials is None:
-            raise self._unauthorized(self.env._("Authentication required (Basic)."), challenge)
-        if not right_scheme:
-            raise self._unauthorized(self.env._("Wrong authentication scheme: Basic expected."), challenge)
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise self._unauthorized(self.env._("Malformed Basic credentials."), challenge) from None
-        login, _sep, password = decoded.partition(":")
-        expected_login = self.config.login or ""
-        expected_password = self.config._get_secret("password")
-        if not expected_login or not expected_password:
-            _logger.warning("bj_api_sync: endpoint %r uses Basic Auth without login or password", self.endpoint)
-        # Both comparisons always run: timing tells nothing about which one failed.
-        ok = _same(login, expected_login) & _same(password, expected_password)
-        if not (ok and expected_login and expected_password):
-            raise self._unauthorized(self.env._("Invalid credentials."), challenge)
-
-    def _check_bearer(self):
-        challenge = "Bearer %s" % REALM
-        value = (self.headers.get("authorization") or "").strip()
-        if not value:
-            raise self._unauthorized(self.env._("Authentication required (Bearer token)."), challenge)
-        if " " in value:
-            scheme, _sep, token = value.partition(" ")
-            if scheme.lower() != "bearer":
-                raise self._unauthorized(self.env._("Wrong authentication scheme: Bearer expected."), challenge)
-        else:
-            token = value  # a bare token, as some clients send it
-        token = _strip_bearer(token)
-        expected = _strip_bearer(self.config._get_secret("bearer_token"))
-        if not expected:
-            _logger.warning("bj_api_sync: endpoint %r uses a Bearer token but none is set", self.endpoint)
-        if not (_same(token, expected) and expected):
-            raise self._unauthorized(
-                self.env._("Invalid token."), '%s, error="invalid_token"' % challenge
-            )
-
-    def _check_hmac(self):
-        challenge = 'Webhook-Signature %s, headers="webhook-id webhook-timestamp webhook-signature"' % REALM
-        secret = self.config._get_secret("hmac_secret")
-        # Several secrets separated by spaces or commas are all accepted (rotation).
-        secrets = [s for s in secret.replace(",", " ").split() if s]
-        if not secrets:
-            _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", self.endpoint)
-            raise self._unauthorized(self.env._("Invalid signature."), challenge)
-        if self._body_too_large():
-            # The signature covers the whole body, which was not read: refuse on size.
-            raise self._too_large()
-        try:
-            signing.verify(secrets, self.headers, self.body, tolerance=HMAC_TOLERANCE)
-        except signing.SignatureError as exc:
-            raise self._unauthorized(str(translate_error(exc, self.env._)), challenge) from None
-
     # ------------------------------------------------------------------ 4. body
-    def _body_too_large(self):
+    def body_too_large(self):
         limit = max_body_bytes(self.env)
         try:
             declared = int(self.headers.get("content-length") or 0)
@@ -362,7 +282,7 @@ class _Call:
             declared = 0
         return len(self.body) > limit or declared > limit
 
-    def _too_large(self):
+    def too_large_error(self):
         return SyncError(
             self.env._("Request body too large (limit: %s bytes).", max_body_bytes(self.env)), status=413
         )
@@ -380,8 +300,8 @@ class _Call:
         wants_body = self.method in BODY_METHODS or (self.method == "DELETE" and self.record_id is None)
         if not wants_body:
             return None
-        if self._body_too_large():
-            raise self._too_large()
+        if self.body_too_large():
+            raise self.too_large_error()
         mimetype = self.content_type.split(";")[0].strip().lower()
         if mimetype and mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
             raise SyncError(
@@ -475,7 +395,7 @@ class _Call:
     # ------------------------------------------------------------------ 5. execution
     def _run_env(self):
         config = self.config
-        user = config.user_id
+        user = self.env["res.users"].browse(self.run_as_uid) if self.run_as_uid else config.user_id
         if not user:
             raise SyncError(self.env._("The configuration has no Run As user."), status=500)
         # One query (the ORM reads the user, then its partner for lang and tz).
@@ -498,10 +418,9 @@ class _Call:
     def _execute(self):
         run_env = self._run_env()
         config = self.config.with_env(run_env)
-        operation = self._operation()
         try:
             with self.env.cr.savepoint(), mapping.plan_scope():
-                operation(config)
+                inbound_ops.run(self, config)
                 self._check_response()
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
@@ -509,7 +428,7 @@ class _Call:
             self.res_ids = []
             self.response_headers = {}
             self.data = None
-            raise self._as_sync_error(exc) from None
+            raise self.as_sync_error(exc) from None
 
     def _check_response(self):
         """Serialize the answer inside the savepoint: a body that is not JSON (a script returned NaN
@@ -539,7 +458,7 @@ class _Call:
             return self.dumped[1]
         return values.dumps(self.data)
 
-    def _as_sync_error(self, exc, prefix=None):
+    def as_sync_error(self, exc, prefix=None):
         """Map an exception of the work to the client-facing error (re-raises retryable ones)."""
         if isinstance(exc, PG_CONCURRENCY_EXCEPTIONS_TO_RETRY):
             raise exc
@@ -574,198 +493,6 @@ class _Call:
                 details=error.details, headers=error.headers,
             )
         return error
-
-    def _operation(self):
-        if self.method in ("GET", "HEAD"):
-            return self._op_read_one if self.record_id is not None else self._op_list
-        if self.method == "POST":
-            return self._op_batch if isinstance(self.payload, list) else self._op_upsert
-        if self.method in ("PUT", "PATCH"):
-            return self._op_update
-        return self._op_delete
-
-    # -- reads
-    def _op_list(self, config):
-        domain, limit, offset = self._list_query(config)
-        Model = config.env[self.res_model]
-        records = Model.search(domain, offset=offset, limit=limit or None, order="id")
-        if limit and len(records) == limit:
-            total = Model.search_count(domain)
-        elif records or not offset:
-            total = offset + len(records)
-        else:
-            total = Model.search_count(domain)
-        self._success(200, mapping.serialize(config, records), records)
-        self.response_headers["X-Total-Count"] = str(total)
-        if limit and offset + len(records) < total:
-            self.response_headers["Link"] = '<%s>; rel="next"' % self._page_url(limit, offset + limit)
-
-    def _op_read_one(self, config):
-        record = self._find_one(config, self.record_id)
-        self._success(200, mapping.serialize(config, record)[0], record)
-
-    # -- writes
-    def _op_upsert(self, config):
-        record, created = mapping.upsert(config, self.payload)
-        self._success(201 if created else 200, mapping.serialize(config, record)[0], record)
-
-    def _op_batch(self, config):
-        items = self.payload
-        if not items:
-            raise SyncError(self.env._("The batch is empty."), status=400)
-        cap = self.config.limit
-        if cap and len(items) > cap:
-            raise SyncError(
-                self.env._("Batch of %(count)s items exceeds the limit of %(limit)s.", count=len(items), limit=cap),
-                status=413,
-            )
-        if not self.config.track_batch_history:
-            # Odoo's import does the same by default ("Track history during import" unchecked).
-            config = config.with_context(tracking_disable=True)
-        Model = config.env[self.res_model]
-        results = [None] * len(items)
-        to_create = []  # (index, vals): items without identifier, created in one call
-        key = mapping.identifier_key(config)
-        for index, item in enumerate(items):
-            prefix = self.env._("Item %s", index)
-            if not isinstance(item, dict):
-                raise SyncError(self.env._("%s: expected a JSON object.", prefix), status=400)
-            try:
-                if key is None or item.get(key) is None:
-                    to_create.append((index, mapping.deserialize(config, item)))
-                else:
-                    record, _created = mapping.upsert(config, item)
-                    results[index] = record.id
-            except Exception as exc:  # noqa: BLE001 - named by index, status kept
-                raise self._as_sync_error(exc, prefix=prefix) from None
-        if to_create:
-            created = self._create_many(Model, to_create)
-            for (index, _vals), record_id in zip(to_create, created.ids):
-                results[index] = record_id
-        records = Model.browse(list(dict.fromkeys(results)))
-        by_id = dict(zip(records.ids, mapping.serialize(config, records)))
-        self._success(201, [by_id[record_id] for record_id in results], records)
-
-    def _create_many(self, Model, to_create):
-        """One ``create`` for all new records; when it fails, again one by one to name the item."""
-        try:
-            with self.env.cr.savepoint():
-                return Model.create([vals for _index, vals in to_create])
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-            raise
-        except Exception:  # noqa: BLE001 - replayed below item by item
-            _logger.debug("bj_api_sync: batch create failed, retrying item by item", exc_info=True)
-        created = Model.browse()
-        for index, vals in to_create:
-            try:
-                created |= Model.create(vals)
-                Model.env.flush_all()
-            except Exception as exc:  # noqa: BLE001 - named by index, status kept
-                raise self._as_sync_error(exc, prefix=self.env._("Item %s", index)) from None
-        return created
-
-    def _op_update(self, config):
-        record = self._find_one(config, self._target_identifier(config))
-        vals = mapping.deserialize(config, self.payload, record, partial=True)
-        vals.pop("id", None)
-        vals = mapping.without_unchanged(record, vals)
-        if vals:
-            record.write(vals)
-        self._success(200, mapping.serialize(config, record)[0], record)
-
-    def _op_delete(self, config):
-        record = self._find_one(config, self._target_identifier(config))
-        snapshot = mapping.serialize(config, record)[0]
-        if self.config.delete_mode == "archive":
-            if not record._active_name:
-                raise SyncError(
-                    self.env._("Model %s cannot be archived: it has no active field.", self.res_model), status=400
-                )
-            record.action_archive()
-        else:
-            record.unlink()
-        self._success(200, snapshot, record)
-
-    # -- helpers
-    def _success(self, status, data, records):
-        self.status = status
-        self.data = data
-        self.res_ids = records.ids
-
-    def _target_identifier(self, config):
-        if self.record_id is not None:
-            return self.record_id
-        value = mapping.identifier_value(config, self.payload or {}) if self.payload else None
-        if value in (None, False, ""):
-            raise SyncError(
-                self.env._("A record identifier is required: in the URL (/%(endpoint)s/<id>) or as '%(key)s' "
-                           "in the body.", endpoint=self.endpoint, key=mapping.identifier_key(config)),
-                status=400,
-            )
-        return value
-
-    def _find_one(self, config, value):
-        records = mapping.find_records(config, value)
-        if not records:
-            raise SyncError(self.env._("Record not found: %s", value), status=404)
-        if len(records) > 1:
-            raise SyncError(
-                self.env._("Identifier %(value)s matches %(count)s records.", value=value, count=len(records)),
-                status=409,
-            )
-        return records
-
-    def _list_query(self, config):
-        """Domain, limit and offset from the query string; unknown keys are refused."""
-        cfg = self.config
-        domain = list(cfg.with_env(cfg.env(user=config.env.uid, su=True))._get_filter_domain())
-        # Parameters rows and Plain lines are read only when the query has more than limit/offset
-        # (plain pagination, the usual list call, spares their three queries).
-        filters = self._query_filters() if any(key not in ("limit", "offset") for key, _raw in self.query) else {}
-        default_limit = cfg.page_size if cfg.is_paginated and cfg.page_size else cfg.limit
-        limit, offset = default_limit, 0
-        seen = set()
-        for key, raw in self.query:
-            if key in seen:
-                raise SyncError(self.env._("Query parameter '%s' is given more than once.", key), status=400)
-            seen.add(key)
-            if key == "limit":
-                limit = _query_int(self.env, key, raw, minimum=1)
-            elif key == "offset":
-                offset = _query_int(self.env, key, raw, minimum=0)
-            elif key in filters:
-                field, operator = filters[key]
-                try:
-                    value = values.parse_query_value(field.ttype, raw, operator, key=key)
-                except SyncError as exc:
-                    exc.translate(self.env._)
-                    raise
-                domain.append((field.name, operator, value))
-            else:
-                allowed = ", ".join(sorted({"limit", "offset"} | set(filters)))
-                raise SyncError(
-                    self.env._("Unknown query parameter '%(key)s'. Allowed: %(allowed)s", key=key, allowed=allowed),
-                    status=400,
-                )
-        if cfg.limit and (not limit or limit > cfg.limit):
-            limit = cfg.limit
-        return domain, limit, offset
-
-    def _query_filters(self):
-        """``{query key: (field, operator)}``: Parameters rows, then Plain lines as equality filters."""
-        filters = {}
-        for param in self.config.param_ids:
-            filters[param.key] = (param.field_id, param.operator)
-        for line in self.config.line_ids:
-            if line.value_type == "plain" and line.api_key and line.api_key not in filters:
-                filters[line.api_key] = (line.field_id, "=")
-        return filters
-
-    def _page_url(self, limit, offset):
-        parts = urlsplit(self.url)
-        pairs = [(k, v) for k, v in self.query if k not in ("limit", "offset")]
-        pairs += [("limit", str(limit)), ("offset", str(offset))]
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
 
     # ------------------------------------------------------------------ response & log
     def _config_response_headers(self):
@@ -810,6 +537,8 @@ class _Call:
             "res_ids": ",".join(str(i) for i in self.res_ids) or False,
             "duration_ms": int((time.monotonic() - self.started) * 1000),
         }
+        if self.client:
+            vals["client_id"] = self.client.id
         try:
             with self.env.cr.savepoint():
                 if self.method in ("GET", "HEAD", "OPTIONS") or self.status >= 400 or self.replayed:
@@ -828,18 +557,6 @@ class _Call:
 # ---------------------------------------------------------------------------
 
 
-def _same(a, b):
-    """Constant-time comparison of two texts."""
-    return hmac.compare_digest((a or "").encode("utf-8"), (b or "").encode("utf-8"))
-
-
-def _strip_bearer(token):
-    token = (token or "").strip()
-    while token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    return token
-
-
 def _refuse_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
@@ -852,17 +569,6 @@ def _query_pairs(query):
     if hasattr(query, "items"):
         return [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])]
     return list(query)
-
-
-def _query_int(env, key, raw, minimum):
-    text = (raw or "").strip()
-    if not text.isdigit() or int(text) < minimum or len(text) > 10:
-        raise SyncError(
-            env._("Query parameter '%(key)s': expected an integer >= %(minimum)s, got '%(raw)s'.",
-                  key=key, minimum=minimum, raw=raw),
-            status=400,
-        )
-    return int(text)
 
 
 def _log_text(body):
@@ -885,66 +591,14 @@ def _without_surrogates(text):
 
 
 def _integrity_message(env, exc):
-    try:
-        from odoo.service.model import _as_validation_error  # noqa: PLC0415 - private helper, optional
-
-        return str(_as_validation_error(env, exc))
-    except Exception:  # noqa: BLE001
-        return env._("The operation violates a database constraint: %s", exc.pgerror or exc)
+    if _as_validation_error is not None:
+        try:
+            return str(_as_validation_error(env, exc))
+        except Exception:  # noqa: BLE001 - the database's message instead
+            _logger.debug("bj_api_sync: no Odoo message for %s", exc, exc_info=True)
+    return env._("The operation violates a database constraint: %s", exc.pgerror or exc)
 
 
 # ---------------------------------------------------------------------------
 # Config buttons
 # ---------------------------------------------------------------------------
-
-
-def test_connection(config):
-    """Check an inbound config is usable and show its URL with a ready ``curl`` command."""
-    from . import openapi  # noqa: PLC0415
-
-    env = config.env
-    problems = []
-    if not config.active:
-        problems.append(env._("The configuration is archived: its endpoint answers 404."))
-    if not config.endpoint:
-        problems.append(env._("No endpoint is set."))
-    if not config.http_method_ids:
-        problems.append(env._("No HTTP method is selected: every request gets 405."))
-    if not config.line_ids:
-        problems.append(env._("No Configuration Lines: records would be empty."))
-    elif not config._get_identifier_line():
-        problems.append(env._("No line is marked Is Record Identifier."))
-    if not config.user_id:
-        problems.append(env._("No Run As user."))
-    auth = config.auth_type or "none"
-    if auth == "basic" and not (config.login and config._get_secret("password")):
-        problems.append(env._("Basic Auth needs a login and a password."))
-    elif auth == "bearer" and not config._get_secret("bearer_token"):
-        problems.append(env._("Bearer Token authentication needs a token."))
-    elif auth == "hmac" and not config._get_secret("hmac_secret"):
-        problems.append(env._("HMAC Signature authentication needs a secret."))
-    for header in config.header_ids.filtered("required"):
-        if not header._get_value():
-            problems.append(env._("Required header '%s' has no value.", header.key))
-    url = config.full_url or ""
-    curl = openapi.curl_command(config)
-    if problems:
-        message = "%s\n\n%s\n%s" % ("\n".join("• " + p for p in problems), url, curl)
-        kind, title = "danger", env._("Configuration incomplete")
-    else:
-        message = "%s\n\n%s" % (url, curl)
-        kind, title = "success", env._("Endpoint ready")
-    return {
-        "type": "ir.actions.client",
-        "tag": "display_notification",
-        "params": {"title": title, "message": message, "sticky": True, "type": kind},
-    }
-
-
-def download_openapi_action(config):
-    """Open the OpenAPI document of this endpoint as a download."""
-    return {
-        "type": "ir.actions.act_url",
-        "url": "%s/openapi.json?%s" % (API_PREFIX, urlencode({"endpoint": config.endpoint or "", "download": 1})),
-        "target": "new",
-    }

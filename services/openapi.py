@@ -10,7 +10,9 @@ import re
 import shlex
 from urllib.parse import urlencode
 
-API_PREFIX = "/bj_api_sync/v1"
+from ..lib import signature_presets
+from ..lib.api import endpoint_path
+
 OPENAPI_VERSION = "3.1.0"
 
 _SCHEMA_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -191,9 +193,16 @@ class _Builder:
         if auth == "basic":
             self.security_schemes["basicAuth"] = {"type": "http", "scheme": "basic"}
             requirement["basicAuth"] = []
-        elif auth == "bearer":
+        elif auth in ("bearer", "api_client", "odoo_api_key"):  # one Bearer token (an API client's, an Odoo key)
             self.security_schemes["bearerAuth"] = {"type": "http", "scheme": "bearer"}
             requirement["bearerAuth"] = []
+        elif auth == "hmac" and (config.hmac_preset or "standard") != "standard":
+            header = signature_presets.header_name(config.hmac_preset, config.hmac_header) or "signature"
+            self.security_schemes["signature_%s" % _SCHEMA_NAME_RE.sub("_", header)] = {
+                "type": "apiKey", "in": "header", "name": header,
+                "description": "HMAC-SHA256 signature (%s preset)." % config.hmac_preset,
+            }
+            requirement["signature_%s" % _SCHEMA_NAME_RE.sub("_", header)] = []
         elif auth == "hmac":
             self.security_schemes["webhookSignature"] = {
                 "type": "apiKey",
@@ -228,7 +237,10 @@ class _Builder:
                 "summary": summary,
                 "tags": [config.name],
                 "security": security,
-                "responses": dict(responses, **{code: {"$ref": "#/components/responses/%s" % _ERROR_RESPONSES[code][0]} for code in errors}),
+                "responses": dict(
+                    responses,
+                    **{code: {"$ref": "#/components/responses/%s" % _ERROR_RESPONSES[code][0]} for code in errors},
+                ),
             }
             if parameters:
                 op["parameters"] = parameters
@@ -247,7 +259,11 @@ class _Builder:
             collection["get"] = operation(
                 "list", "List %s" % config.name,
                 {"200": ok("Records, ordered by id.", {"type": "array", "items": ref}, {
-                    "X-Total-Count": {"description": "Number of matching records.", "schema": {"type": "integer"}},
+                    "X-Total-Count": {
+                        "description": "Number of matching records: on the first and the last page, and on every "
+                        "page with Prefer: count=exact.",
+                        "schema": {"type": "integer"},
+                    },
                     "Link": {"description": 'Next page: <url>; rel="next".', "schema": {"type": "string"}},
                 })},
                 ["400"] + common_errors,
@@ -286,7 +302,7 @@ class _Builder:
                 "delete", "Delete (or archive) one %s" % config.name, {"200": ok("The record as it was.", ref)},
                 ["404", "409", "422"] + common_errors, parameters=[_idempotency_parameter()],
             )
-        path = "%s/%s" % (API_PREFIX, config.endpoint)
+        path = endpoint_path(config.endpoint)
         if collection:
             self.paths[path] = collection
         if item:
@@ -312,13 +328,18 @@ class _Builder:
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1},
              "description": "Page size (capped by the endpoint's limit)."},
             {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "Prefer", "in": "header", "schema": {"type": "string"},
+             "description": "count=exact: X-Total-Count on every page (else on the first and last pages only)."},
         ]
         seen = {"limit", "offset"}
         for param in config.param_ids:
             if param.key in seen:
                 continue
             seen.add(param.key)
-            schema = {"type": "string"} if param.operator in ("in", "not in") else _query_schema(param.field_id, self.env)
+            if param.operator in ("in", "not in"):
+                schema = {"type": "string"}
+            else:
+                schema = _query_schema(param.field_id, self.env)
             params.append({
                 "name": param.key, "in": "query", "schema": schema,
                 "description": "%s %s (%s)%s" % (
@@ -403,7 +424,7 @@ def dumps(document):
 
 def curl_command(config):
     """A ready ``curl`` call of the endpoint; credentials appear as placeholders only."""
-    url = config.full_url or "%s/%s" % (API_PREFIX, config.endpoint or "")
+    url = config.full_url or endpoint_path(config.endpoint)
     methods = set(config._get_http_methods())
     parts = ["curl", "-i"]
     body = None
@@ -416,7 +437,7 @@ def curl_command(config):
     auth = config.auth_type or "none"
     if auth == "basic":
         parts += ["-u", shlex.quote("%s:<password>" % (config.login or "<login>"))]
-    elif auth == "bearer":
+    elif auth in ("bearer", "api_client", "odoo_api_key"):
         parts += ["-H", shlex.quote("Authorization: Bearer <token>")]
     elif auth == "hmac":
         parts += [

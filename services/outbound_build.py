@@ -29,6 +29,8 @@ from .auth import build_headers
 _logger = logging.getLogger(__name__)
 
 PLACEHOLDER_RE = re.compile(r"\{([^{}/?#]+)\}")
+# Placeholders that are not a record's: ``{last_sync}`` (incremental pull) is filled by the pull
+RESERVED_PLACEHOLDERS = frozenset({"last_sync"})
 CHUNK_SIZE = 1000  # records serialized at once by a direct call (bounds memory)
 DEFAULT_PAGE_SIZE = 100
 
@@ -80,7 +82,8 @@ class Build:
 
 
 def placeholders(url):
-    return PLACEHOLDER_RE.findall(url or "")
+    """The record placeholders of ``url`` (``{last_sync}`` is not one)."""
+    return [name for name in PLACEHOLDER_RE.findall(url or "") if name not in RESERVED_PLACEHOLDERS]
 
 
 def fill_url(url, payload, env):
@@ -88,6 +91,8 @@ def fill_url(url, payload, env):
 
     def replace(match):
         key = match.group(1)
+        if key in RESERVED_PLACEHOLDERS:
+            return match.group(0)
         value = payload.get(key) if isinstance(payload, dict) else None
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -125,7 +130,8 @@ def prepare(config):
     automation rule must not need read access to them (nor to every mapped field).
     """
     if not isinstance(config, models.BaseModel) or config._name != "bj.api.sync.config":
-        raise UserError(_("An API configuration is required."))
+        # no record, hence no env: the request's language is the one _() finds
+        raise UserError(_("An API configuration is required."))  # pylint: disable=prefer-env-translation
     config.ensure_one()
     return config.sudo().with_company(config.company_id)
 

@@ -40,7 +40,7 @@ import psycopg2
 from odoo import fields
 
 from ..lib.api import BODY_METHODS
-from . import circuit_breaker, parallel, workers
+from . import circuit_breaker, deletes, parallel, workers
 from .client import parsed
 from .outbound_build import CHUNK_SIZE, build_requests, chunks, in_plan_scope, prepare
 from .sender import LogBuffer, Sender, SyncResult, event_vals, summary
@@ -394,11 +394,11 @@ def _claim(env, limit, concurrent, token=None, ramp=None, requeue=False, worker_
     configurations are locked first, and the caller commits right after, which releases
     them. ``more``: more jobs could have been claimed now than ``limit`` allowed (work for
     another worker). ``contended``: a configuration with due jobs was being claimed by
-    another worker at that moment (left to it this time). ``ramp``: the configurations that answered in this worker run; the
-    others get one request (slow start). ``requeue``: look for orphaned jobs
-    first. ``worker_size``: the requests the claiming worker may have in flight (its prefetch
-    and its cap depend on it). Pending ORM writes (the states of finished jobs) are flushed
-    first: the claim is SQL and must see them.
+    another worker at that moment (left to it this time). ``ramp``: the configurations
+    that answered in this worker run; the others get one request (slow start).
+    ``requeue``: look for orphaned jobs first. ``worker_size``: the requests the claiming
+    worker may have in flight (its prefetch and its cap depend on it). Pending ORM writes
+    (the states of finished jobs) are flushed first: the claim is SQL and must see them.
     """
     env.flush_all()
     cap_ids, caps = _caps(env)
@@ -651,7 +651,7 @@ class _Worker:
 
     def _write_outcomes(self, logs=False):
         """Delivered jobs marked done; with ``logs``, the log rows and bindings written too."""
-        self.succeeded.write()
+        self.succeeded.mark_done()
         if logs:
             self.deliveries.flush()
 
@@ -708,7 +708,7 @@ class _Succeeded:
     def add(self, job, attempt, status):
         self.groups.setdefault((attempt, status or 0, fields.Datetime.now()), []).append(job.id)
 
-    def write(self):
+    def mark_done(self):
         for (attempt, status, now), ids in self.groups.items():
             self.jobs.browse(ids).write(
                 {"state": "done", "attempts": attempt, "response_code": status, "done_at": now, "last_error": False}
@@ -791,16 +791,19 @@ class JobDeliveries:
     def finish(self, sender, exchange, attempt):
         """Log rows and bindings of a run exchange; its outcome for the worker."""
         config = sender.config
-        request, outcome = exchange.context[0], exchange.outcome
-        vals_list = sender.attempt_vals(exchange)
+        request = exchange.context[0]
+        outcome, vals_list = sender.settle(exchange, max_retries=0)
         for vals in vals_list:
             vals["attempt"] = attempt
+        gone = deletes.already_gone(request, outcome, vals_list, config.env)  # a DELETE's 404/410: done
         sender.logs.extend(vals_list)
         if outcome.ok and (request.hashes or request.payloads) and request.method in BODY_METHODS:
             sender.remember_bindings(request, parsed(outcome))
+        if outcome.ok and sender.write_back and request.method in BODY_METHODS:
+            sender.write_back(sender, request, parsed(outcome))  # after delivery, in the batch's transaction
         last = outcome.attempts[-1] if outcome.attempts else None
         return {
-            "ok": outcome.ok,
+            "ok": outcome.ok or gone,
             "status": outcome.status,
             "error": outcome.error or (not outcome.ok and config.env._("HTTP status %s", outcome.status)) or False,
             "retry_after": last.retry_after if last else None,

@@ -11,7 +11,7 @@ import logging
 from odoo.exceptions import UserError
 
 from ..lib.errors import SyncError
-from . import outbox
+from . import outbox, write_back
 from .outbound_build import CHUNK_SIZE, as_records, chunks, in_plan_scope, prepare, refusal, select
 from .pull import pull
 from .sender import Sender, SyncResult, checkpoint, config_error, skip
@@ -35,6 +35,9 @@ def make_outbound_request(config, records, timeout=None, **kwargs):
     config = prepare(config)
     env = config.env
     records = as_records(config, records)
+    if write_back.suppressed(config):
+        # a write-back of this configuration fired its own trigger: the values came from the remote
+        return SyncResult(skipped=len(records), message=env._("Written back from '%s': not sent again.", config.name))
     pulling = config._get_http_method() == "GET"
     queued = config.delivery == "queued" and not pulling
     reason = refusal(config)

@@ -24,6 +24,7 @@ import traceback
 import psycopg2
 import pytz
 from dateutil.relativedelta import relativedelta
+
 from odoo import Command
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import float_compare

@@ -15,7 +15,7 @@ from ..lib import signing
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import circuit_breaker, mapping, parallel
+from . import circuit_breaker, mapping, oauth2, parallel, write_back
 from .auth import build_headers
 from .client import outbound_client, parsed, timeouts
 from .outbound_build import build_requests
@@ -202,6 +202,8 @@ class Sender:
         self.timeout = timeouts(config, timeout)
         self.headers, self.secret_names = build_headers(config, body=self.method in BODY_METHODS)
         self.hmac_secret = config._get_secret("hmac_secret") if config.auth_type == "hmac" else None
+        self.oauth2 = config.auth_type == "oauth2"
+        self.write_back = write_back.for_config(config)  # lines of Direction "in": values from the answer
         self.client = outbound_client(self.env)
         self.log_payloads = config.log_payloads
         self.company_id = config.company_id.id
@@ -219,7 +221,7 @@ class Sender:
     def transmit(self, request, max_retries=None):
         """Send with retries; returns ``(http_client.Result, log vals per attempt)``."""
         exchange = self.exchange(request, max_retries=max_retries).run()
-        return exchange.outcome, self.attempt_vals(exchange)
+        return self.settle(exchange, max_retries=max_retries)
 
     def exchange(self, request, max_retries=None):
         """The HTTP part of sending ``request``, as a ``parallel.Exchange`` that any thread may run.
@@ -230,7 +232,10 @@ class Sender:
         HTTP client. The headers sent are kept for the log rows (``attempt_vals``).
         """
         client, secret = self.client, self.hmac_secret
-        sent = {"headers": request.headers}
+        headers = request.headers
+        if self.oauth2:
+            headers = oauth2.with_token(self.config, headers)  # refreshed before it expires
+        sent = {"headers": headers}
         options = {
             "body": request.body,
             "timeout": self.timeout,
@@ -239,7 +244,7 @@ class Sender:
         }
 
         def send():
-            headers = request.headers
+            headers = sent["headers"]
             if secret:
                 headers = dict(headers)
                 headers.update(signing.signature_headers(secret, request.idempotency_key, request.body or b""))
@@ -253,6 +258,23 @@ class Sender:
         request, sent = exchange.context
         logged_headers = json.dumps(redact_headers(sent["headers"], self.secret_names), ensure_ascii=False, indent=1)
         return [self._attempt_vals(request, logged_headers, attempt) for attempt in exchange.outcome.attempts]
+
+    def settle(self, exchange, max_retries=None):
+        """``(outcome, log vals)`` of a run ``exchange``, on the calling thread.
+
+        An OAuth2 token the API refused (401) is replaced and the request sent once more
+        here, not in the pool thread: getting a token reads and writes the configuration.
+        """
+        outcome, vals_list = exchange.outcome, self.attempt_vals(exchange)
+        if self.oauth2 and outcome.status == 401:
+            request, sent = exchange.context
+            logged_headers = vals_list[-1]["request_headers"] if vals_list else "{}"
+
+            def on_attempt(attempt):
+                vals_list.append(self._attempt_vals(request, logged_headers, attempt))
+
+            outcome = oauth2.after_401(self, request, sent["headers"], outcome, vals_list, on_attempt, max_retries)
+        return outcome, vals_list
 
     def transmit_many(self, requests, max_retries=None):
         """``transmit`` for many requests, up to Max Parallel Requests of them in flight.
@@ -276,8 +298,9 @@ class Sender:
 
         for exchange in parallel.run_ordered(exchanges, limit, size):
             parallel.Throttle.record(config, exchange.outcome, exchange.sent_at, maximum)
-            self.answered = self.answered or exchange.outcome.ok
-            yield exchange.context[0], exchange.outcome, self.attempt_vals(exchange)
+            outcome, vals_list = self.settle(exchange, max_retries=max_retries)
+            self.answered = self.answered or outcome.ok
+            yield exchange.context[0], outcome, vals_list
 
     def _attempt_vals(self, request, logged_headers, attempt):
         env = self.env
@@ -325,6 +348,8 @@ class Sender:
             self.deliveries[0] += 1
             if request.method in BODY_METHODS:
                 self.remember_bindings(request, response)
+                if self.write_back:
+                    self.write_back(self, request, response)
         else:
             self.result.failed += len(request.res_ids)
             self.deliveries[1] += 1

@@ -12,6 +12,9 @@ import threading
 
 from odoo import api
 from odoo.modules import module as odoo_module
+from odoo.tools import SQL
+
+_ISOLATION_LEVELS = {name: name for name in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")}
 
 
 def under_test(env=None):
@@ -34,7 +37,7 @@ def detached_env(env, isolation=None, synchronous=True):
         return
     with env.registry.cursor() as cr:
         if isolation:
-            cr.execute("SET TRANSACTION ISOLATION LEVEL %s" % isolation)
+            cr.execute(SQL("SET TRANSACTION ISOLATION LEVEL %s", SQL(_ISOLATION_LEVELS[isolation])))
         if not synchronous:
             cr.execute("SET LOCAL synchronous_commit TO OFF")
         yield api.Environment(cr, env.uid, env.context)

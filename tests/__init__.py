@@ -12,3 +12,5 @@ from . import test_delivery
 from . import test_properties
 from . import test_i18n
 from . import test_bench
+from . import test_remote_apis
+from . import test_ops

@@ -1,14 +1,18 @@
-"""Real HTTP servers on 127.0.0.1 for the outbound tests: no mocked requests.
+"""Real HTTP servers on 127.0.0.1 for the tests: no mocked requests. The one test sink:
+the Odoo tests import it as ``.http_sink``, the plain-Python tests (tests/unit) as
+``http_sink`` (tests/unit/conftest.py loads it); it imports nothing but the standard library.
 
-``HttpSink`` runs a ``ThreadingHTTPServer`` in a thread, records every request it
-receives and answers with what its responder says. A responder is a callable
-``(received) -> reply`` or a list of replies used in turn (the last one repeats).
+``HttpSink`` runs a ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive) in a thread, records
+every request it receives and answers with what its responder says. A responder is a
+callable ``(received) -> reply`` or a list of replies used in turn (the last one repeats).
 A reply is ``status``, ``(status, body)`` or ``(status, body, headers)``; a dict or
 list body is sent as JSON; ``HANG`` never answers (until the sink stops).
+``HttpSink(responder, ssl_context=context)`` serves HTTPS.
 """
 
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ class Received:
     body: bytes
     at: float = 0.0
     raw_headers: list = field(default_factory=list)
+    client_port: int = 0
 
     def json(self):
         return json.loads(self.body) if self.body else None
@@ -39,9 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self):
-        super().setup()
+        result = super().setup()
         # One response = headers then body: without this, Nagle + delayed ACK add ~40 ms.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return result
 
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -55,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             at=time.monotonic(),
             raw_headers=list(self.headers.items()),
+            client_port=self.client_address[1],
         )
         with self.server.lock:
             self.server.received.append(received)
@@ -88,11 +95,20 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a pooled keep-alive connection the client dropped: nothing to report
+        super().handle_error(request, client_address)
+
 
 class HttpSink:
-    def __init__(self, responder=None):
+    def __init__(self, responder=None, ssl_context=None):
         self.responder = responder if responder is not None else (lambda received: (200, {"ok": True}))
         self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.server.received = []
         self.server.lock = threading.Lock()
         self.server.stopping = threading.Event()
@@ -121,8 +137,8 @@ class HttpSink:
     def port(self):
         return self.server.server_address[1]
 
-    def url(self, path="/"):
-        return "http://127.0.0.1:%s%s" % (self.port, path)
+    def url(self, path="/", host="127.0.0.1"):
+        return "%s://%s:%s%s" % (self.scheme, host, self.port, path)
 
     def start(self):
         self.thread.start()

@@ -6,6 +6,7 @@ import psycopg2
 
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tools import config as odoo_config
 from odoo.tools import mute_logger
@@ -35,7 +36,8 @@ class TestInstallAndDemo(BjCase):
         self.assertEqual(menu.name, "BJET API")
         self.assertEqual(menu.parent_id, self.env.ref("base.menu_custom"))
         self.assertEqual(
-            menu.child_id.sorted("sequence").mapped("name")[:3], ["API Configurations", "LOGs", "Sync Jobs"]
+            menu.child_id.sorted("sequence").mapped("name")[:4],
+            ["Dashboard", "API Configurations", "LOGs", "Sync Jobs"],
         )
 
 
@@ -199,7 +201,7 @@ class TestConstraints(BjCase):
 
     def test_unlink_of_a_mapping_model_still_used_is_refused(self):
         country, contact, company = self._mapping_chain()
-        line = contact.line_ids.filtered(lambda l: l.api_key == "country")
+        line = contact.line_ids.filtered(lambda line: line.api_key == "country")
         for configs in (country, country | company):  # company does not free country: contact still uses it
             with self.subTest(configs=configs.mapped("name")), mute_logger("odoo.sql_db"):
                 with self.assertRaises(UserError) as cm:
@@ -433,8 +435,6 @@ class TestLogRetention(BjCase):
 @tagged("post_install", "-at_install")
 class TestNeutralize(BjCase):
     def test_neutralize_pauses_outbound(self):
-        from odoo.modules.neutralize import get_neutralization_queries
-
         out = self._config(request_type="out")
         inbound = self._config()
         self.env.flush_all()

@@ -17,9 +17,9 @@ from odoo.tools import file_path, mute_logger
 from odoo.tools.translate import TranslationModuleReader
 
 from ..services import inbound
+from .common import API, in_config
 
 UK = "uk_UA"
-API = "/bj_api_sync/v1"
 # %s, %(name)s, %(delay).1f, %(value)r, and {api_key} placeholders of URLs
 PLACEHOLDER = re.compile(
     r"%(?:\([A-Za-z_][A-Za-z0-9_]*\))?[-+ #0]*\d*(?:\.\d+)?[sdifrxXeEgGc%]|\{[A-Za-z_][A-Za-z0-9_]*\}"
@@ -36,29 +36,11 @@ class TestI18n(HttpCase):
         cls.env["ir.module.module"]._load_module_terms(["bj_api_sync"], [UK], overwrite=True)
         cls.uk = cls.env(context=dict(cls.env.context, lang=UK))
         cls.Config = cls.uk["bj.api.sync.config"]
-        cls.methods = {m.name: m for m in cls.env["bj.http.method"].search([])}
         cls.po = polib.pofile(file_path("bj_api_sync/i18n/uk.po"))
 
     @classmethod
     def _in_config(cls, endpoint, methods=("GET",), **vals):
-        field = cls.env["ir.model.fields"]._get
-        defaults = {
-            "name": "i18n %s" % endpoint,
-            "request_type": "in",
-            "endpoint": endpoint,
-            "model_id": cls.env.ref("base.model_res_partner").id,
-            "http_method_ids": [Command.set([cls.methods[m].id for m in methods])],
-            "auth_type": "none",
-            "user_id": cls.env.ref("base.user_admin").id,
-            "line_ids": [
-                Command.create({"field_id": field("res.partner", "id").id, "api_key": "id", "value_type": "plain",
-                                "is_record_identifier": True}),
-                Command.create({"field_id": field("res.partner", "name").id, "api_key": "name", "value_type": "plain",
-                                "required": True}),
-            ],
-        }
-        defaults.update(vals)
-        return cls.env["bj.api.sync.config"].create(defaults)
+        return in_config(cls.env, endpoint, methods, fields=(), **{"name": "i18n %s" % endpoint, **vals})
 
     def _label(self, model, field):
         return self.uk[model]._fields[field].get_description(self.uk)["string"]

@@ -7,91 +7,12 @@ import uuid
 import psycopg2
 
 from odoo import Command, api, sql_db
-from odoo.tests import BaseCase, HttpCase, new_test_user, tagged
+from odoo.tests import BaseCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..lib import signing
 from ..services import inbound
-
-API = "/bj_api_sync/v1"
-
-
-class InboundCase(HttpCase):
-    """Real HTTP requests against the demo configs and configs built like a user would."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.Config = cls.env["bj.api.sync.config"]
-        cls.Partner = cls.env["res.partner"]
-        cls.Log = cls.env["bj.api.log"]
-        cls.methods = {m.name: m for m in cls.env["bj.http.method"].search([])}
-        cls.partners_config = cls.env.ref("bj_api_sync.demo_config_partners")
-        cls.public_config = cls.env.ref("bj_api_sync.demo_config_public")
-        cls.person = cls.Partner.create({"name": "Inbound Person", "email": "person@example.com", "phone": "+100"})
-        cls.company = cls.Partner.create({"name": "Inbound Company", "is_company": True})
-
-    @classmethod
-    def _field(cls, model, name):
-        return cls.env["ir.model.fields"]._get(model, name)
-
-    @classmethod
-    def _line(cls, field, key, model="res.partner", **kw):
-        vals = {"field_id": cls._field(model, field).id, "value_type": "plain", "api_key": key}
-        vals.update(kw)
-        return Command.create(vals)
-
-    @classmethod
-    def _in_config(cls, endpoint, methods=("GET", "POST", "PUT", "PATCH", "DELETE"), **vals):
-        defaults = {
-            "name": "Test %s" % endpoint,
-            "request_type": "in",
-            "endpoint": endpoint,
-            "model_id": cls.env.ref("base.model_res_partner").id,
-            "http_method_ids": [Command.set([cls.methods[m].id for m in methods])],
-            "auth_type": "none",
-            "user_id": cls.env.ref("base.user_admin").id,
-            "filter_domain": "[('is_company', '=', False)]",
-            "line_ids": [
-                cls._line("id", "id", is_record_identifier=True),
-                cls._line("name", "name", required=True),
-                cls._line("email", "email"),
-                cls._line("phone", "phone"),
-            ],
-        }
-        defaults.update(vals)
-        return cls.Config.create(defaults)
-
-    def call(self, method, path, body=None, *, token="demo-token", headers=None, raw=None, content_type=None):
-        headers = dict(headers or {})
-        if token is not None:
-            headers.setdefault("Authorization", "Bearer %s" % token)
-        data = raw
-        if data is None and body is not None:
-            data = json.dumps(body)
-        if data is not None:
-            headers.setdefault("Content-Type", content_type or "application/json")
-        return self.opener.request(method, self.base_url() + API + path, data=data, headers=headers, timeout=60)
-
-    def assertStatus(self, response, status):
-        self.assertEqual(response.status_code, status, response.text[:2000])
-
-    def assertError(self, response, status, fragment=None):
-        self.assertStatus(response, status)
-        body = response.json()
-        self.assertEqual(body["status_code"], status)
-        message = body.get("message", body.get("error"))
-        self.assertTrue(message)
-        if "error" in body:
-            self.assertEqual(set(body), {"error", "line_id", "status_code"})
-        else:
-            self.assertEqual(set(body), {"message", "status_code"})
-        if fragment:
-            self.assertIn(fragment, message)
-        return body
-
-    def last_log(self):
-        return self.Log.search([("direction", "=", "in")], order="id desc", limit=1)
+from .common import API, InboundCase
 
 
 @tagged("post_install", "-at_install")
@@ -481,11 +402,25 @@ class TestInbound(InboundCase):
         expected = self.Partner.search([("is_company", "=", False)], order="id").ids
         ids = self._walk("/partners?limit=7")
         self.assertEqual(ids, expected)
-        response = self.call("GET", "/partners?limit=7&offset=7")
+        # the first page counts; a middle page counts only when asked (Prefer: count=exact)
+        first = self.call("GET", "/partners?limit=7")
+        self.assertEqual(int(first.headers["X-Total-Count"]), len(expected))
+        middle = self.call("GET", "/partners?limit=7&offset=7")
+        self.assertNotIn("X-Total-Count", middle.headers)
+        self.assertIn("offset=14", middle.headers["Link"])
+        response = self.call("GET", "/partners?limit=7&offset=7", headers={"Prefer": "count=exact"})
         self.assertEqual(int(response.headers["X-Total-Count"]), len(expected))
         self.assertEqual([item["id"] for item in response.json()], expected[7:14])
         self.assertIn("offset=14", response.headers["Link"])
         self.assertIn("limit=7", response.headers["Link"])
+        # a page past the end still says how many there are
+        past = self.call("GET", "/partners?limit=7&offset=%s" % (len(expected) + 50))
+        self.assertEqual(past.json(), [])
+        self.assertEqual(int(past.headers["X-Total-Count"]), len(expected))
+        # an exactly full last page: total known without a count, and no next link
+        full_last = self.call("GET", "/partners?limit=%s&offset=%s" % (len(expected) - 7, 7))
+        self.assertEqual(int(full_last.headers["X-Total-Count"]), len(expected))
+        self.assertNotIn("Link", full_last.headers)
         # paginated config: default page size, never above the config's limit
         self.partners_config.write({"page_size": 5, "limit": 10})
         self.assertEqual(len(self.call("GET", "/partners").json()), 5)
@@ -669,7 +604,7 @@ class TestInbound(InboundCase):
         items[3]["email"] = 42
         response = self.call("POST", "/partners", items)
         body = self.assertError(response, 400, "Item 3")
-        self.assertEqual(body["line_id"], self.partners_config.line_ids.filtered(lambda l: l.api_key == "email").id)
+        self.assertEqual(body["line_id"], self.partners_config.line_ids.filtered(lambda line: line.api_key == "email").id)
         self.assertFalse(self.Partner.search([("name", "=like", "All or nothing%")]))
         log = self.last_log()
         self.assertEqual((log.status, log.response_code, log.config_id), ("error", 400, self.partners_config))

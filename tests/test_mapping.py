@@ -6,10 +6,11 @@ import time
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
+from PIL import Image
+
 from odoo import Command, fields
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
-from PIL import Image
 
 from ..lib import values
 from ..lib.errors import SyncError
@@ -94,9 +95,6 @@ class MappingCase(BjCase):
         cls.tag_a, cls.tag_b, cls.tag_c = (
             Tag.create({"name": name, "color": 3}) for name in ("Tag A", "Tag B", "Tag C")
         )
-
-    def _line_of(self, config, key):
-        return config.line_ids.filtered(lambda line: line.api_key == key)
 
     def _nested_line(self, field, key, mapping_config):
         return self._line(P, field, key, value_type="relational", mapping_config_id=mapping_config.id)

@@ -6,7 +6,7 @@ from odoo import Command
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from ..lib import signing
-from ..services import inbound, openapi
+from ..services import buttons, openapi
 
 URL = "/bj_api_sync/v1/openapi.json"
 
@@ -129,7 +129,7 @@ class TestOpenApi(HttpCase):
         record_id = paths["/bj_api_sync/v1/partners/{record_id}"]["parameters"][0]
         self.assertEqual(record_id["schema"]["type"], "integer")
         params = {p["name"] for p in paths["/bj_api_sync/v1/partners"]["get"]["parameters"]}
-        self.assertEqual(params, {"limit", "offset", "res_name", "id", "name", "email", "phone"})
+        self.assertEqual(params, {"limit", "offset", "Prefer", "res_name", "id", "name", "email", "phone"})
         # never a secret
         for secret in ("demo-token", "very-secret-key", self.secret, self.secret[6:]):
             self.assertNotIn(secret, response.text)
@@ -146,7 +146,7 @@ class TestOpenApi(HttpCase):
         self.assertNotIn("config_%s" % self.countries.id, document["components"]["schemas"])
 
     def test_download_one_endpoint(self):
-        action = inbound.download_openapi_action(self.partners)
+        action = buttons.download_openapi_action(self.partners)
         self.assertEqual(action["type"], "ir.actions.act_url")
         self.assertIn("endpoint=partners", action["url"])
         self.assertEqual(self.partners.action_download_openapi(), action)

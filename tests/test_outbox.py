@@ -315,14 +315,14 @@ class TestOutboxConcurrency(BjCase):
                     for n in range(1000)
                 ]
             )
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
 
         def cleanup():
             with registry.cursor() as cr:
                 cr.execute("DELETE FROM bj_api_log WHERE config_id = %s", [config_id])
                 cr.execute("DELETE FROM bj_api_sync_job WHERE config_id = %s", [config_id])
                 cr.execute("DELETE FROM bj_api_sync_config WHERE id = %s", [config_id])
-                cr.commit()
+                cr.commit()  # pylint: disable=invalid-commit
 
         self.addCleanup(cleanup)
         errors = []

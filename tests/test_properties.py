@@ -14,6 +14,7 @@ Runs inside the Odoo test transaction, so it is kept small (about 50 examples pe
 
 import base64
 import datetime
+import functools
 import json
 import re
 import string
@@ -26,6 +27,7 @@ from odoo.tests import TransactionCase, tagged
 
 from ..lib import values
 from ..services import mapping
+from .common import line as plain_line
 
 SETTINGS = settings(
     max_examples=50,
@@ -59,11 +61,7 @@ class TestProperties(TransactionCase):
         cls.tags = env["res.partner.category"].create([{"name": "Prop tag %s" % i} for i in range(6)]).ids
         cls.types = [key for key, _label in cls.Partner._fields["type"]._description_selection(env)]
 
-        def line(field, key, **kw):
-            vals = {"field_id": env["ir.model.fields"]._get("res.partner", field).id, "value_type": "plain",
-                    "api_key": key}
-            vals.update(kw)
-            return Command.create(vals)
+        line = functools.partial(plain_line, env, "res.partner")
 
         cls.config = env["bj.api.sync.config"].create({
             "name": "Property round trip",

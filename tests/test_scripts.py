@@ -20,9 +20,6 @@ class ScriptCase(BjCase):
     def _partner_config(self, *lines):
         return self._config(line_ids=[self._line(P, "id", "id", is_record_identifier=True, sequence=0), *lines])
 
-    def _line_of(self, config, key):
-        return config.line_ids.filtered(lambda line: line.api_key == key)
-
     def _error(self, func, *args, **kwargs):
         with self.assertRaises(SyncError) as cm:
             func(*args, **kwargs)

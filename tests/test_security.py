@@ -18,8 +18,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest.mock import patch
 
 import psycopg2
@@ -32,75 +30,27 @@ from odoo.tools import SQL, mute_logger
 from ..lib import signing
 from ..lib.http_client import close_clients
 from ..services import inbound, openapi, outbox
-from .test_inbound import API, InboundCase
+from .common import API, InboundCase
+from .db_scan import text_columns
+from .http_sink import HttpSink
 
 ALLOWED_HOSTS = "bj_api_sync.allowed_hosts"
 
 
 # ---------------------------------------------------------------------------
-# A real HTTP server on 127.0.0.1 for the outbound flows
+# The partner API of the outbound flows: the test sink (tests/http_sink.py)
 # ---------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.received.append((self.command, self.path, dict(self.headers.items()), body))
-        status, reply = self.server.reply
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-    def log_message(self, *args):
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # pooled keep-alive connections closed by the client end here: nothing to report
-
-
-class Remote:
-    """The partner API outbound configs call: records what it receives, answers ``reply``."""
+class Remote(HttpSink):
+    """The partner API outbound configs call: records what it receives, answers what ``answer`` set."""
 
     def __init__(self):
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.server.received = []
-        self.server.reply = (201, {"id": "remote-1"})
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def port(self):
-        return self.server.server_address[1]
-
-    def url(self, path="/partners"):
-        return "http://127.0.0.1:%s%s" % (self.port, path)
+        super().__init__(lambda received: self.reply)
+        self.answer(201, {"id": "remote-1"})
 
     def answer(self, status, body=None):
-        self.server.reply = (status, body if body is not None else {"status": status})
-
-    @property
-    def received(self):
-        return self.server.received
+        self.reply = (status, body if body is not None else {"status": status})
 
 
 class _Capture(logging.Handler):
@@ -150,19 +100,7 @@ class SecurityCase(InboundCase):
         """``[(table, column, needle)]`` for every needle found in any text-like column of any table."""
         self.env.flush_all()
         cr = self.env.cr
-        cr.execute(
-            """
-            SELECT c.table_name, c.column_name, c.data_type
-              FROM information_schema.columns c
-              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')
-             ORDER BY 1, 2
-            """
-        )
-        columns = defaultdict(list)
-        for table, column, kind in cr.fetchall():
-            columns[table].append((column, kind))
+        columns = text_columns(cr)
         self.assertGreater(len(columns), 100, "the scan must cover the whole database")
         self.assertIn("bj_api_log", columns)
 
@@ -246,7 +184,7 @@ class TestSecurity(SecurityCase):
 
     def test_rate_limit(self):
         config = self._in_config("rl-ep", rate_limit=4, auth_type="bearer", bearer_token="rl-token")
-        other = self._in_config("rl-other", rate_limit=1)
+        self._in_config("rl-other", rate_limit=1)  # another endpoint: its own budget
         counters = self.env["bj.api.rate.limit"]
         # wrong credentials never spend the budget...
         for _i in range(6):
@@ -376,7 +314,7 @@ class TestSecurity(SecurityCase):
             configs = self._inbound_secret_flows(secrets, seen)
             with Remote() as remote:
                 configs |= self._outbound_secret_flows(secrets, remote, seen)
-                self.assertTrue(remote.received)
+                self.assertTrue(remote.requests)
             configs |= self.Config.search([("name", "=like", "Sec %s%%" % tag)])
 
             # what administrators see: forms, exports, the OpenAPI document, Test Connection
@@ -407,7 +345,7 @@ class TestSecurity(SecurityCase):
 
         # the secrets are stored, encrypted, and decrypt to the right values
         for config in configs:
-            for field, column in config._bj_secret_fields.items():
+            for column in config._bj_secret_fields.values():
                 if config[column]:
                     self.assertTrue(config[column].startswith("gAAAAA"))
         hits, scanned = self.scan_database(list(needles.values()))
@@ -525,7 +463,7 @@ class TestSecurity(SecurityCase):
         remote.answer(201, {"id": "r-q"})
         outbox.deliver_job(jobs[0], attempt=2)
         # the remote did get the credentials: the flows above really used them
-        received = "\n".join("%r" % (headers,) for _m, _p, headers, _b in remote.received)
+        received = "\n".join("%r" % (dict(r.raw_headers),) for r in remote.requests)
         self.assertIn("Bearer %s" % secrets["out token"], received)
         self.assertIn(secrets["out header"], received)
         self.assertIn(base64.b64encode(("out-api:%s" % secrets["out password"]).encode()).decode(), received)
@@ -546,6 +484,9 @@ class TestSecurity(SecurityCase):
             "bj.api.idempotency": {"config_id": config.id, "key": "sample"},
             "bj.api.rate.limit": {"config_id": config.id, "window_start": "2020-01-01 00:00:00"},
             "bj.api.sync.import.wizard": {},
+            "bj.api.sync.client": {"config_id": config.id, "name": "sample"},
+            "bj.api.sync.client.key": {},
+            "bj.api.sync.status": {"res_model": "res.partner", "res_id": self.person.id, "line_ids": [(0, 0, {})]},
         }
         for model, vals in sample.items():
             self.env[model].sudo().create(vals)
@@ -559,12 +500,12 @@ class TestSecurity(SecurityCase):
                 self.assertTrue(record, model)
                 field = next(name for name, f in Model._fields.items() if f.store and name != "id")
                 for name, operation in (
-                    ("search", lambda: Model.search([])),
-                    ("read", lambda: record.read()),
-                    ("create", lambda: Model.create({})),
-                    ("write", lambda: record.write({})),
-                    ("unlink", lambda: record.unlink()),
-                    ("export", lambda: record.export_data([field])),  # noqa: B023
+                    ("search", lambda Model=Model: Model.search([])),
+                    ("read", lambda record=record: record.read()),
+                    ("create", lambda Model=Model: Model.create({})),
+                    ("write", lambda record=record: record.write({})),
+                    ("unlink", lambda record=record: record.unlink()),
+                    ("export", lambda record=record, field=field: record.export_data([field])),
                 ):
                     # a savepoint: mail.thread deletes the messages before the access check fails
                     with self.subTest(user=user.login, model=model, operation=name), self.env.cr.savepoint():
@@ -779,7 +720,7 @@ class TestSecurity(SecurityCase):
                 result = config._make_outbound_http_request(self.person, config.id)
                 notification = config.action_test_connection()
             self.assertFalse(result.success)
-            self.assertEqual(remote.received, [], "nothing may reach the private address")
+            self.assertEqual(remote.requests, [], "nothing may reach the private address")
             log = self.env["bj.api.log"].search([("config_id", "=", config.id)], order="id desc", limit=1)
             self.assertIn(ALLOWED_HOSTS, log.error_message)
             self.assertIn("127.0.0.1", log.error_message)
@@ -797,14 +738,14 @@ class TestSecurity(SecurityCase):
                 with self.subTest(url=url):
                     config.url = url
                     self.assertIn("SSRF", config.action_test_connection()["params"]["message"])
-            self.assertEqual(remote.received, [])
+            self.assertEqual(remote.requests, [])
             # allowed explicitly: it goes through
             config.url = remote.url("/internal")
             self.env["ir.config_parameter"].sudo().set_param(ALLOWED_HOSTS, "127.0.0.1")
             close_clients()
             remote.answer(204)
             self.assertTrue(config._make_outbound_http_request(self.person, config.id).success)
-            self.assertEqual(len(remote.received), 1)
+            self.assertEqual(len(remote.requests), 1)
 
 
 # ---------------------------------------------------------------------------
@@ -842,8 +783,12 @@ class TestSecurityRateLimitRace(BaseCase):
             barrier.wait()
             for _i in range(calls):
                 try:
-                    # the production path: a short READ COMMITTED transaction of its own per request
-                    accepted.append(counters._consume_detached(self.config_id, limit) == 0)
+                    # what _consume does outside tests (transaction.detached_env, which cannot run here:
+                    # a new Environment waits for the registry the runner holds): a short READ COMMITTED
+                    # transaction of its own per request
+                    with self.db.cursor() as cr:
+                        cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        accepted.append(counters._consume_on(cr, self.config_id, limit) == 0)
                 except psycopg2.Error as exc:
                     errors.append(exc)
 

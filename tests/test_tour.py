@@ -1,6 +1,6 @@
 from odoo.tests import HttpCase, common, tagged
 
-API = "/bj_api_sync/v1"
+from .common import API
 
 
 @tagged("post_install", "-at_install")

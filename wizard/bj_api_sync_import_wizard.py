@@ -2,7 +2,7 @@ import base64
 import binascii
 import logging
 
-from odoo import _, fields, models
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 from ..services import config_transfer
@@ -34,10 +34,10 @@ class BjApiSyncImportWizard(models.TransientModel):
             try:
                 return base64.b64decode(self.file).decode("utf-8-sig")
             except (binascii.Error, UnicodeDecodeError):
-                raise UserError(_("The file is not a UTF-8 text file.")) from None
+                raise UserError(self.env._("The file is not a UTF-8 text file.")) from None
         if self.json_text and self.json_text.strip():
             return self.json_text
-        raise UserError(_("Choose a configuration file, or paste its content."))
+        raise UserError(self.env._("Choose a configuration file, or paste its content."))
 
     def action_import(self):
         """Recreate the file's configurations here and open the first (root) one."""
@@ -47,7 +47,7 @@ class BjApiSyncImportWizard(models.TransientModel):
         _logger.info("Configuration file %s imported by user %s", self.filename or "(pasted)", self.env.uid)
         return {
             "type": "ir.actions.act_window",
-            "name": _("API Configuration"),
+            "name": self.env._("API Configuration"),
             "res_model": "bj.api.sync.config",
             "res_id": result.root.id,
             "view_mode": "form",

@@ -26,8 +26,8 @@ Prints the figures and ends with ``delivery: N passed, N failed``.
 import argparse
 import collections
 import os
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +36,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
 import requests
-
 
 # ---------------------------------------------------------------------------
 # The remote

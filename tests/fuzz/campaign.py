@@ -39,6 +39,10 @@ import psycopg2
 import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/: db_scan (standard library only)
+
+from db_scan import text_columns  # noqa: E402
+
 API = "/bj_api_sync/v1"
 # A target the inbound routes serve: /bj_api_sync/v1/<endpoint>[/<record id...>], not the OpenAPI document.
 ROUTE = re.compile(rb"^/bj_api_sync/v1/(?!openapi\.json$)[^/]+(/.+)?$")
@@ -629,7 +633,7 @@ class Campaign:
                 logged[match.group(1)].append(row)
         statuses = collections.Counter()
         server_errors, unlogged, refused_outside = [], [], []
-        for fuzz_id, (phase, method, target) in self.sent.items():
+        for fuzz_id, (_phase, method, target) in self.sent.items():
             reply = self.replies.get(fuzz_id)
             status = reply[0] if reply else 0
             statuses[status] += 1
@@ -746,18 +750,7 @@ EXPECTED_IN_DATABASE = {
 
 def scan_database(db, needles):
     with db.cursor() as cr:
-        cr.execute(
-            """
-            SELECT c.table_name, c.column_name, c.data_type
-              FROM information_schema.columns c
-              JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')
-            """
-        )
-        columns = collections.defaultdict(list)
-        for table, column, kind in cr.fetchall():
-            columns[table].append((column, kind))
+        columns = text_columns(cr)
         hits = []
         values = list(needles.values())
         for table, cols in columns.items():

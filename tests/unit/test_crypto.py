@@ -1,5 +1,4 @@
 import pytest
-
 from lib import crypto
 from lib.crypto import CryptoError, SecretBox
 

@@ -4,7 +4,6 @@ import ast
 import pathlib
 
 import pytest
-
 from lib import signing, values
 from lib.errors import Msg, SyncError, _lt, translate_error
 

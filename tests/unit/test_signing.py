@@ -3,7 +3,6 @@ import hashlib
 import hmac
 
 import pytest
-
 from lib import signing
 from lib.signing import SignatureError
 

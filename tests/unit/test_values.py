@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lib import values
 from lib.errors import SyncError
 from lib.values import dumps, from_json, json_depth, parse_query_value, to_json

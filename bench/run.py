@@ -34,6 +34,9 @@ What it does, by itself:
      peak memory growth, and its rate against the batched push;
    * only with ``--only payloads``: inbound batch POST and outbound per-record push with
      Log Payloads on  vs the same configuration with it off (the cost of the payload logs);
+   * delivery against remotes that take their time (bench/delivery.py): the outbox drained
+     against a 100 ms remote in 1, 2 and 4 worker threads vs one request at a time, and a
+     configuration's jobs next to a hanging remote's vs alone;
 
 4. prints one table (scenario, N, records/s, p50/p95 latency, peak RSS, ratio to the
    baseline) and the SPEC §8 targets with what this run measured; ``--json FILE`` keeps
@@ -62,6 +65,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import delivery  # noqa: E402 - the delivery part: remotes with latency, worker threads
 from common import (  # noqa: E402 - bench/common.py: processes, sink, registry, bench records
     ENDPOINT,
     TOKEN,
@@ -88,7 +92,7 @@ from common import (  # noqa: E402 - bench/common.py: processes, sink, registry,
 from common import PARTNER_TAG as TAG  # noqa: E402 - the bench partners' e-mail suffix
 
 PREFIXES = {"push": "p", "outbox": "q", "rule": "w", "cron": "c"}
-PARTS = ("inbound", "outbound", "cron", "payloads")  # what --only picks from
+PARTS = ("inbound", "outbound", "cron", "delivery", "payloads")  # what --only picks from
 
 
 # --------------------------------------------------------------------------
@@ -191,7 +195,8 @@ def run_child(args, role, sink_port, out):
     """Run ``role`` (setup, outbound, cron) in a fresh Python process with its own registry."""
     cmd = [python(), "-u", __file__, "--child", role, "--db", args.db, "--sink-port", str(sink_port),
            "--child-out", out]
-    for name in ("records", "outbox_jobs", "rule_writes", "cron_records", "rounds", "outbox_rounds"):
+    for name in ("records", "outbox_jobs", "rule_writes", "cron_records", "rounds", "outbox_rounds",
+                 "delivery_jobs", "delivery_rounds"):
         cmd += ["--%s" % name.replace("_", "-"), str(getattr(args, name))]
     subprocess.run(cmd, check=True)
     return json.loads(Path(out).read_text())
@@ -313,7 +318,7 @@ def child_outbound(args, sink, ids):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
     _odoo, registry = open_registry(args.db)
-    from odoo.addons.bj_api_sync.services import outbox, sender  # noqa: PLC0415
+    from odoo.addons.bj_api_sync.services import outbox, parallel  # noqa: PLC0415
 
     peak = Peak(lambda: [os.getpid()])
     rows, extra = [], {}
@@ -378,14 +383,19 @@ def child_outbound(args, sink, ids):
         deliver_ms = []
         send_ms = []
 
-        original_deliver = outbox.JobDeliveries.__call__
+        original_run = parallel.Exchange.run
 
-        def timed_deliver(self, job, attempt=1):
-            started = time.perf_counter()
-            try:
-                return original_deliver(self, job, attempt=attempt)
-            finally:
-                deliver_ms.append((time.perf_counter() - started) * 1000)
+        def timed(samples):
+            """``Exchange.run`` (a request's HTTP part, in whatever thread) timed into ``samples``."""
+
+            def run(exchange):
+                started = time.perf_counter()
+                try:
+                    return original_run(exchange)
+                finally:
+                    samples.append((time.perf_counter() - started) * 1000)
+
+            return run
 
         def enqueue(_rnd):
             started = time.perf_counter()
@@ -396,30 +406,21 @@ def child_outbound(args, sink, ids):
                 raise RuntimeError("enqueue: %s jobs for %s records" % (len(result.job_ids), len(queue)))
 
         def drain(_unit, _rnd):
-            outbox.JobDeliveries.__call__ = timed_deliver
+            parallel.Exchange.run = timed(deliver_ms)
             try:
                 done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             finally:
-                outbox.JobDeliveries.__call__ = original_deliver
+                parallel.Exchange.run = original_run
             if done != len(queue):
                 raise RuntimeError("drain: %s jobs delivered out of %s" % (done, len(queue)))
             return done
 
-        original_send = sender.Sender.send
-
-        def timed_send(self, request, max_retries=None):
-            started = time.perf_counter()
-            try:
-                return original_send(self, request, max_retries=max_retries)
-            finally:
-                send_ms.append((time.perf_counter() - started) * 1000)
-
         def immediate(_unit, _rnd):
-            sender.Sender.send = timed_send
+            parallel.Exchange.run = timed(send_ms)
             try:
                 return send(configs["immediate"], queue)
             finally:
-                sender.Sender.send = original_send
+                parallel.Exchange.run = original_run
 
         contenders = duel(
             [
@@ -548,6 +549,15 @@ def child_cron(args, sink, ids):
         "growth_mb": (peak - before) / 1024,
         "peak_reset": resettable,
     }
+
+
+def child_delivery(args, _sink, _ids):
+    """The delivery part (bench/delivery.py) in this fresh process."""
+    _odoo, registry = open_registry(args.db)
+    helpers = {"Contender": Contender, "rows_of": rows_of, "Peak": Peak,
+               "bench_partners": lambda env, prefix, count: ensure_partners(env, count, prefix),
+               "out_config": out_config}
+    return delivery.child(args, registry, helpers)
 
 
 # --------------------------------------------------------------------------
@@ -831,6 +841,7 @@ def targets(result):
             share = cost([r for r in flat if r["scenario"] == rule["scenario"]], "rule", "noop")
             check("enqueue costs <= 15% over an automation rule doing nothing", share, share <= 0.15,
                   "%.1f %%" % (share * 100))
+    delivery.targets(by_key, result.get("extra", {}), check)
     return checks
 
 
@@ -930,8 +941,10 @@ def parse_args(argv=None):
     parser.add_argument("--rule-writes", type=int, help="partner writes per round and phase (default 500)")
     parser.add_argument("--cron-records", type=int, help="records of the scheduled sync (default 100,000)")
     parser.add_argument("--rounds", type=int, help="rounds of every other scenario (default 3)")
-    parser.add_argument("--only", default="inbound,outbound,cron",
-                        help="comma-separated parts to run: inbound, outbound, cron (the default), payloads "
+    parser.add_argument("--delivery-jobs", type=int, help="queued jobs drained against a 100 ms remote (default 2,000)")
+    parser.add_argument("--delivery-rounds", type=int, help="rounds of the delivery scenarios (default 2)")
+    parser.add_argument("--only", default="inbound,outbound,cron,delivery",
+                        help="comma-separated parts to run: inbound, outbound, cron, delivery (the default), payloads "
                              "(the cost of Log Payloads, inbound batch POST and outbound per record)")
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="the sink delays every answer by this much (a remote that far away; default 0)")
@@ -944,9 +957,9 @@ def parse_args(argv=None):
     parser.add_argument("--sink-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     full = {"records": 2000, "batch": 500, "singles": 300, "gets": 300, "outbox_jobs": 10000, "outbox_rounds": 2,
-            "rule_writes": 500, "cron_records": 100000, "rounds": 3}
+            "rule_writes": 500, "cron_records": 100000, "rounds": 3, "delivery_jobs": 2000, "delivery_rounds": 2}
     quick = {"records": 200, "batch": 50, "singles": 30, "gets": 30, "outbox_jobs": 200, "outbox_rounds": 2,
-             "rule_writes": 30, "cron_records": 1000, "rounds": 2}
+             "rule_writes": 30, "cron_records": 1000, "rounds": 2, "delivery_jobs": 200, "delivery_rounds": 2}
     for name, default in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -961,13 +974,13 @@ def main(argv=None):
         sink = Sink(args.sink_port)
         ids = json.loads(Path(args.child_out).read_text()) if args.child != "setup" else None
         out = {"setup": lambda: child_setup(args, sink), "outbound": lambda: child_outbound(args, sink, ids),
-               "payloads": lambda: child_payloads(args, sink, ids), "cron": lambda: child_cron(args, sink, ids)
-               }[args.child]()
+               "payloads": lambda: child_payloads(args, sink, ids), "cron": lambda: child_cron(args, sink, ids),
+               "delivery": lambda: child_delivery(args, sink, ids)}[args.child]()
         Path(args.child_out).write_text(json.dumps(out))
         return 0
     parts = set(args.only.split(","))
     if parts - set(PARTS):
-        sys.exit("--only: unknown part(s) %s (parts: %s)" % (", ".join(sorted(parts - PARTS)), ", ".join(PARTS)))
+        sys.exit("--only: unknown part(s) %s (parts: %s)" % (", ".join(sorted(parts - set(PARTS))), ", ".join(PARTS)))
     log = logfile("bench-%s.log" % args.db)
     started = time.perf_counter()
     result = {"machine": machine(), "args": vars(args), "rows": [], "extra": {}}
@@ -1004,6 +1017,10 @@ def main(argv=None):
             Path(ids_file).write_text(json.dumps(ids))
         if "cron" in parts:
             result["cron"] = run_child(args, "cron", sink.port, ids_file)
+        if "delivery" in parts:
+            out = run_child(args, "delivery", sink.port, ids_file)
+            result["rows"] += out["rows"]
+            result["extra"].update(out["extra"])
     finally:
         stop(server)
         if sink is not None:

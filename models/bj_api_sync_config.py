@@ -315,6 +315,14 @@ class BjApiSyncConfig(models.Model):
         default=20,
         help="After this many failed deliveries in a row the configuration pauses (0 = never).",
     )
+    max_parallel_requests = fields.Integer(
+        default=4,
+        help="Requests this configuration's remote receives at once, at most: queued jobs over every "
+        "worker of the database, and the requests of one immediate call or scheduled sync. A remote "
+        "that keeps timing out gets fewer by itself until it answers again. Raise it for an API that "
+        "accepts more (its documented concurrency or rate limit), lower it to 1 for one that must "
+        "receive requests one at a time.",
+    )
     consecutive_failures = fields.Integer(readonly=True, copy=False)
     paused = fields.Boolean(
         default=False,
@@ -396,6 +404,11 @@ class BjApiSyncConfig(models.Model):
         ("retry_backoff_positive", "CHECK(retry_backoff >= 0)", "Retry backoff cannot be negative."),
         ("rate_limit_positive", "CHECK(rate_limit >= 0)", "The rate limit cannot be negative."),
         ("sync_overlap_positive", "CHECK(sync_overlap >= 0)", "The overlap cannot be negative."),
+        (
+            "max_parallel_requests_positive",
+            "CHECK(max_parallel_requests >= 1)",
+            "Max Parallel Requests must be at least 1.",
+        ),
     ]
 
     # ---------------------------------------------------------------- secrets

@@ -6,7 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..lib.api import BODY_METHODS
-from ..services import outbox
+from ..services import outbox, workers
 from ..services.outbound_build import OutboundRequest
 from .bj_api_log import _pretty
 
@@ -45,10 +45,17 @@ class BjApiSyncJob(models.Model):
         index=True,
     )
     attempts = fields.Integer(readonly=True)
-    next_attempt_at = fields.Datetime(  # indexed for the claim by bj_api_sync_job_due_idx (init)
+    next_attempt_at = fields.Datetime(  # indexed for the claim by bj_api_sync_job_config_due_idx (init)
         string="Next Attempt", default=fields.Datetime.now, help="Not sent before this time."
     )
     started_at = fields.Datetime(readonly=True, help="When a worker claimed the job (stale detection).")
+    claimed_by = fields.Integer(
+        string="Worker",
+        readonly=True,
+        copy=False,
+        help="Token of the worker delivering this running job: while that worker lives it holds a "
+        "PostgreSQL advisory lock with this number; a job whose worker is gone goes back to pending.",
+    )
     done_at = fields.Datetime(readonly=True)
     last_error = fields.Text(readonly=True)
     response_code = fields.Integer(string="Last Status Code", readonly=True)
@@ -72,9 +79,19 @@ class BjApiSyncJob(models.Model):
             "CREATE INDEX IF NOT EXISTS bj_api_sync_job_open_idx ON bj_api_sync_job "
             "(config_id, res_model, res_ids, id) WHERE state IN ('pending', 'running', 'failed')"
         )
+        # The claim takes due jobs configuration by configuration (fair shares): one range scan
+        # of this index per configuration with work. It replaces the global (next_attempt_at, id)
+        # index of the first-come claim.
         self.env.cr.execute(
-            "CREATE INDEX IF NOT EXISTS bj_api_sync_job_due_idx ON bj_api_sync_job "
-            "(next_attempt_at, id) WHERE state = 'pending'"
+            "CREATE INDEX IF NOT EXISTS bj_api_sync_job_config_due_idx ON bj_api_sync_job "
+            "(config_id, next_attempt_at, id) WHERE state = 'pending'"
+        )
+        self.env.cr.execute("DROP INDEX IF EXISTS bj_api_sync_job_due_idx")
+        # Running jobs per configuration (its share of Max Parallel Requests over all workers)
+        # and per worker (jobs of a worker that is gone).
+        self.env.cr.execute(
+            "CREATE INDEX IF NOT EXISTS bj_api_sync_job_running_idx ON bj_api_sync_job "
+            "(config_id, claimed_by) WHERE state = 'running'"
         )
 
     @api.depends("config_id", "res_model", "res_ids")
@@ -179,6 +196,18 @@ class BjApiSyncJob(models.Model):
         return count
 
     @api.model
-    def _cron_process_jobs(self):
-        """Outbox worker entry point (the delivery logic lives in services.outbox)."""
+    def _cron_process_jobs(self, worker=None):
+        """Outbox worker entry point (the delivery logic lives in services.outbox).
+
+        ``worker``: the number of an extra worker cron (``services.workers``); the first
+        worker also keeps the number of worker crons in line with ``bj_api_sync.worker_crons``.
+        """
+        if not worker:
+            workers.ensure_worker_crons(self.env)
         return outbox.process_due_jobs(self.env)
+
+    @api.model
+    def _sync_worker_crons(self):
+        """Create or archive worker crons to match ``bj_api_sync.worker_crons`` (install, update)."""
+        workers.ensure_worker_crons(self.env)
+        return True

@@ -2,7 +2,8 @@
 # Runs every test: plain-Python tests (pytest), the linters (scripts/lint.sh: ruff, pylint-odoo),
 # the Odoo tests in a fresh database, then the
 # vendor's Postman collection with newman against a live Odoo (scripts/newman.sh; BJ_NEWMAN=0 skips it)
-# and the bounded fuzz campaign (scripts/fuzz.sh, one test per goal; BJ_FUZZ=0 skips it).
+# and the bounded fuzz campaign (scripts/fuzz.sh, one test per goal; BJ_FUZZ=0 skips it), and the
+# outbox kill test with two Odoo servers (scripts/delivery.sh, one test per goal; BJ_DELIVERY=0 skips it).
 # Does all set-up first (scripts/setup.sh). Exits non-zero on any failure, or when the
 # Odoo tests did not run. Ends with one summary line "N passed, N failed".
 set -uo pipefail
@@ -62,6 +63,13 @@ bj_suite fuzz "${BJ_FUZZ:-1}" "$fuzz_out" '^== fuzz campaign goals' \
   bash "$here/scripts/fuzz.sh"
 f_passed=$suite_passed f_failed=$suite_failed
 
+echo "== delivery: two Odoo servers drain one outbox, one is killed with SIGKILL mid-batch"
+delivery_out="$logdir/delivery-$db.txt"
+bj_suite delivery "${BJ_DELIVERY:-1}" "$delivery_out" '^== delivery: [0-9]' \
+  BJ_SKIP_SETUP=1 BJ_DELIVERY_DB="${db}_delivery" BJ_DELIVERY_PORT="${BJ_DELIVERY_PORT:-$((port + 50))}" \
+  bash "$here/scripts/delivery.sh"
+d_passed=$suite_passed d_failed=$suite_failed
+
 o_failed=$(sed -E 's/.*result: ([0-9]+) failed, ([0-9]+) error.*/\1/' <<<"$result")
 o_errors=$(sed -E 's/.*failed, ([0-9]+) error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
 o_total=$(sed -E 's/.*error\(s\) of ([0-9]+) tests.*/\1/' <<<"$result")
@@ -72,9 +80,9 @@ if [ "$o_total" -eq 0 ]; then
   echo "Odoo tests did not run: 0 tests"; o_bad=$((o_bad + 1))
 fi
 o_passed=$((o_total - o_failed - o_errors))
-passed=$((unit_passed + l_passed + o_passed + n_passed + f_passed))
-failed=$((unit_failed + l_failed + o_bad + load_errors + n_failed + f_failed))
-echo "unit: $unit_passed passed, $unit_failed failed; lint: $l_passed passed, $l_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out); fuzz: $f_passed passed, $f_failed failed (full output: $fuzz_out)"
+passed=$((unit_passed + l_passed + o_passed + n_passed + f_passed + d_passed))
+failed=$((unit_failed + l_failed + o_bad + load_errors + n_failed + f_failed + d_failed))
+echo "unit: $unit_passed passed, $unit_failed failed; lint: $l_passed passed, $l_failed failed; odoo: $o_passed passed, $o_bad failed of $o_total; load errors: $load_errors; newman: $n_passed passed, $n_failed failed (full output: $newman_out); fuzz: $f_passed passed, $f_failed failed (full output: $fuzz_out); delivery: $d_passed passed, $d_failed failed (full output: $delivery_out)"
 if [ "$odoo_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

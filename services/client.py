@@ -7,6 +7,7 @@ across the outbox worker's jobs), guarded by the SSRF allow list system paramete
 from odoo.modules import module as odoo_module
 
 from ..lib.http_client import ALLOWED_HOSTS_PARAM, get_client
+from .parallel import total_limit
 
 _MODULE = __name__.split(".")[2]
 CLIENT_KEY = "bj_api_sync.outbound"
@@ -23,10 +24,16 @@ def user_agent():
     return _user_agent
 
 
+def pool_size(env):
+    """Keep-alive connections kept per host: every request a worker may have in flight, for a few
+    workers of this process (beyond it, connections are opened and closed per request)."""
+    return max(10, 4 * total_limit(env))
+
+
 def outbound_client(env):
     """The pooled client, with the allow list read from the system parameters."""
     allowed = env["ir.config_parameter"].sudo().get_param(ALLOWED_HOSTS_PARAM) or ""
-    return get_client(CLIENT_KEY, allowed=allowed, user_agent=user_agent())
+    return get_client(CLIENT_KEY, allowed=allowed, user_agent=user_agent(), pool_size=pool_size(env))
 
 
 def timeouts(config, timeout=None):

@@ -81,7 +81,7 @@ def with_token(config, headers):
 def after_401(sender, request, headers, outcome, vals_list, on_attempt, max_retries=None):
     """The API refused the token: forget it, get another one and send ``request`` once more.
 
-    Called by ``Sender.transmit`` (its ``on_attempt`` appends the new attempts' log rows to
+    Called by ``Sender.settle`` on the calling thread (its ``on_attempt`` appends the new attempts' log rows to
     ``vals_list``). Returns the outcome to report: the second one, or the 401 when no new
     token could be had.
     """

@@ -277,7 +277,7 @@ def _pull_records(sender, records, commit):
             sender.fail(failure)
         for request in build.requests:
             request.url = fill_last_sync(config, request.url)
-            outcome, vals_list = sender.transmit(request)
+        for request, outcome, vals_list in sender.transmit_many(build.requests):
             final = vals_list[-1] if vals_list else None
             response = parsed(outcome)
             sender.last = (outcome.status, response)

@@ -15,7 +15,7 @@ from ..lib import signing
 from ..lib.api import BODY_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import circuit_breaker, mapping, oauth2, write_back
+from . import circuit_breaker, mapping, oauth2, parallel, write_back
 from .auth import build_headers
 from .client import outbound_client, parsed, timeouts
 from .outbound_build import build_requests
@@ -214,36 +214,93 @@ class Sender:
         self.last = None
         self.last_failure = None
         self.deliveries = [0, 0]  # [succeeded, failed] HTTP deliveries, for the circuit breaker
+        self.answered = False  # a request of this sender succeeded (parallel requests from then on)
 
     # -- one request ---------------------------------------------------------
 
     def transmit(self, request, max_retries=None):
         """Send with retries; returns ``(http_client.Result, log vals per attempt)``."""
+        exchange = self.exchange(request, max_retries=max_retries).run()
+        return self.settle(exchange, max_retries=max_retries)
+
+    def exchange(self, request, max_retries=None):
+        """The HTTP part of sending ``request``, as a ``parallel.Exchange`` that any thread may run.
+
+        Everything that needs the environment (the decrypted secret, retry settings) is read
+        here, on the calling thread; the exchange itself signs the request (pure Python: the
+        signature's timestamp is the moment it is sent, not when it was queued) and calls the
+        HTTP client. The headers sent are kept for the log rows (``attempt_vals``).
+        """
+        client, secret = self.client, self.hmac_secret
         headers = request.headers
         if self.oauth2:
             headers = oauth2.with_token(self.config, headers)  # refreshed before it expires
-        if self.hmac_secret:
-            headers = dict(headers)
-            headers.update(signing.signature_headers(self.hmac_secret, request.idempotency_key, request.body or b""))
-        logged_headers = json.dumps(redact_headers(headers, self.secret_names), ensure_ascii=False, indent=1)
-        vals_list = []
+        sent = {"headers": headers}
+        options = {
+            "body": request.body,
+            "timeout": self.timeout,
+            "max_retries": self.config.max_retries if max_retries is None else max_retries,
+            "backoff": self.config.retry_backoff,
+        }
 
-        def on_attempt(attempt):
-            vals_list.append(self._attempt_vals(request, logged_headers, attempt))
+        def send():
+            headers = sent["headers"]
+            if secret:
+                headers = dict(headers)
+                headers.update(signing.signature_headers(secret, request.idempotency_key, request.body or b""))
+                sent["headers"] = headers
+            return client.send(request.method, request.url, headers=headers, **options)
 
-        outcome = self.client.send(
-            request.method,
-            request.url,
-            headers=headers,
-            body=request.body,
-            timeout=self.timeout,
-            max_retries=self.config.max_retries if max_retries is None else max_retries,
-            backoff=self.config.retry_backoff,
-            on_attempt=on_attempt,
-        )
-        if self.oauth2 and outcome.status == 401:  # the token was refused: a new one, once
-            outcome = oauth2.after_401(self, request, headers, outcome, vals_list, on_attempt, max_retries)
+        return parallel.Exchange(send, context=(request, sent))
+
+    def attempt_vals(self, exchange):
+        """The log row of each attempt of a run ``exchange`` (on the calling thread)."""
+        request, sent = exchange.context
+        logged_headers = json.dumps(redact_headers(sent["headers"], self.secret_names), ensure_ascii=False, indent=1)
+        return [self._attempt_vals(request, logged_headers, attempt) for attempt in exchange.outcome.attempts]
+
+    def settle(self, exchange, max_retries=None):
+        """``(outcome, log vals)`` of a run ``exchange``, on the calling thread.
+
+        An OAuth2 token the API refused (401) is replaced and the request sent once more
+        here, not in the pool thread: getting a token reads and writes the configuration.
+        """
+        outcome, vals_list = exchange.outcome, self.attempt_vals(exchange)
+        if self.oauth2 and outcome.status == 401:
+            request, sent = exchange.context
+            logged_headers = vals_list[-1]["request_headers"] if vals_list else "{}"
+
+            def on_attempt(attempt):
+                vals_list.append(self._attempt_vals(request, logged_headers, attempt))
+
+            outcome = oauth2.after_401(self, request, sent["headers"], outcome, vals_list, on_attempt, max_retries)
         return outcome, vals_list
+
+    def transmit_many(self, requests, max_retries=None):
+        """``transmit`` for many requests, up to Max Parallel Requests of them in flight.
+
+        Yields ``(request, outcome, log vals)`` in the order of ``requests``, each processed
+        by the caller on this thread while the next ones are in flight. The bound is
+        the configuration's (lowered while its remote times out, ``parallel.Throttle``)
+        and the worker's (``bj_api_sync.max_parallel_requests_total``).
+        """
+        exchanges = [self.exchange(request, max_retries=max_retries) for request in requests]
+        config = self.config
+        maximum = parallel.Throttle.maximum(config)
+        size = min(parallel.total_limit(self.env), maximum)
+
+        def limit():
+            # Slow start: one request until the remote has answered once; one at a time again
+            # while it fails (and the circuit breaker counts).
+            if not self.answered or (self.last and not 200 <= self.last[0] < 300):
+                return 1
+            return parallel.Throttle.limit(config, maximum)
+
+        for exchange in parallel.run_ordered(exchanges, limit, size):
+            parallel.Throttle.record(config, exchange.outcome, exchange.sent_at, maximum)
+            outcome, vals_list = self.settle(exchange, max_retries=max_retries)
+            self.answered = self.answered or outcome.ok
+            yield exchange.context[0], outcome, vals_list
 
     def _attempt_vals(self, request, logged_headers, attempt):
         env = self.env
@@ -279,6 +336,10 @@ class Sender:
     def send(self, request, max_retries=None):
         """Send one push request, count it, log it, remember bindings; returns the outcome."""
         outcome, vals_list = self.transmit(request, max_retries=max_retries)
+        return self.record(request, outcome, vals_list)
+
+    def record(self, request, outcome, vals_list):
+        """Count, log and bind the outcome of one sent push request; returns the outcome."""
         self.logs.extend(vals_list)
         response = parsed(outcome)
         self.last = (outcome.status, response)
@@ -330,8 +391,8 @@ class Sender:
         self.result.skipped += len(build.skipped_ids)
         for failure in build.failures:
             self.fail(failure)
-        for request in build.requests:
-            self.send(request)
+        for request, outcome, vals_list in self.transmit_many(build.requests):
+            self.record(request, outcome, vals_list)
         return build
 
     def flush(self):

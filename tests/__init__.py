@@ -8,6 +8,7 @@ from . import test_openapi
 from . import test_tour
 from . import test_security
 from . import test_outbox
+from . import test_delivery
 from . import test_properties
 from . import test_i18n
 from . import test_bench

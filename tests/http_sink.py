@@ -161,3 +161,52 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class SlowRemote:
+    """A responder that answers after ``delay`` seconds (a real remote's latency) and counts.
+
+    ``delay``: seconds, or a callable ``(received) -> seconds``; ``reply``: what it answers
+    (a reply as for ``HttpSink``, or a callable ``(received) -> reply``). It records how
+    many requests were in progress at once (``max_concurrency``) and when each one was
+    answered (``answered``: Idempotency-Key -> monotonic times). Waiting ends early when the
+    sink stops, so a remote that "hangs" for minutes does not outlive its test.
+
+        remote = SlowRemote(0.1)
+        sink = HttpSink(remote).start()
+        remote.sink = sink
+    """
+
+    def __init__(self, delay, reply=(200, {"ok": True})):
+        self.delay = delay
+        self.reply = reply
+        self.sink = None
+        self.lock = threading.Lock()
+        self.active = 0
+        self.max_concurrency = 0
+        self.answered = {}
+
+    def __call__(self, received):
+        with self.lock:
+            self.active += 1
+            self.max_concurrency = max(self.max_concurrency, self.active)
+        try:
+            delay = self.delay(received) if callable(self.delay) else self.delay
+            if self.sink is not None:
+                if self.sink.server.stopping.wait(delay):
+                    return HANG  # stopped meanwhile: no answer to a client that is long gone
+            else:
+                time.sleep(delay)
+            return self.reply(received) if callable(self.reply) else self.reply
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.answered.setdefault(received.header("Idempotency-Key"), []).append(time.monotonic())
+
+
+def slow_sink(delay, reply=(200, {"ok": True})):
+    """A started ``HttpSink`` answering through a ``SlowRemote``; returns ``(sink, remote)``."""
+    remote = SlowRemote(delay, reply)
+    sink = HttpSink(remote).start()
+    remote.sink = sink
+    return sink, remote

@@ -29,6 +29,8 @@ SCENARIOS = {
     "outbound push, 100 records per call": ("batched", "batched_nolog", "bulk", "bulk_nolog", "webhook"),
     "queued delivery (outbox)": ("drain", "immediate"),
     "enqueue overhead on a partner write": ("rule", "noop", "rule_now", "plain"),
+    "outbox drain against a 100 ms remote": ("drain_seq", "drain_1", "drain_2", "drain_4"),
+    "fast config next to a hanging one": ("fast_beside", "fast_alone"),
 }
 
 

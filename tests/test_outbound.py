@@ -156,7 +156,8 @@ class TestOutbound(BjCase):
         result = config._make_outbound_http_request(self.partners, config.id)
         self.assertTrue(result.success)
         self.assertEqual((result.sent, result.failed, result.skipped), (3, 0, 0))
-        received = self.sink.requests
+        # after the first answer the other requests of the call are in flight together: by id
+        received = sorted(self.sink.requests, key=lambda r: r.json()["id"])
         self.assertEqual(len(received), 3)
         for partner, request in zip(self.partners, received):
             body = '{"id":%d,"name":"%s","email":"%s"}' % (partner.id, partner.name, partner.email)
@@ -547,8 +548,14 @@ class TestOutbound(BjCase):
         result = push.cron_sync(config)
         self.assertEqual(result.sent, 1203)
         self.assertEqual(len(self.sink.requests), 13)
-        sent_ids = [item["id"] for r in self.sink.requests for item in r.json()]
-        self.assertEqual(sent_ids, sorted(sent_ids))
+        # pages of a batch are in flight together (Max Parallel Requests): each page is an id
+        # range, the pages cover every record once, and batches follow each other in id order
+        pages = [[item["id"] for item in r.json()] for r in self.sink.requests]
+        self.assertTrue(all(page == sorted(page) for page in pages))
+        sent_ids = sorted(i for page in pages for i in page)
+        self.assertEqual(sent_ids, sorted((many | self.partners).ids))
+        batches = [sorted(i for page in pages[k:k + 5] for i in page) for k in range(0, len(pages), 5)]
+        self.assertEqual([i for batch in batches for i in batch], sent_ids)
         many[:5].write({"phone": "1"})  # not mapped: payload unchanged
         many[5:10].write({"name": "changed"})
         config.limit = 3

@@ -353,7 +353,8 @@ def serve(port=0, latency_ms=0, port_file=None):
     """Run the sink (threaded, one thread per connection) until the process is stopped."""
     server = ThreadingHTTPServer(("127.0.0.1", port), _SinkHandler)
     server.daemon_threads = True
-    server.request_queue_size = 256
+    server.request_queue_size = 512  # a worker's burst of parallel requests
+    server.handle_error = lambda request, address: None  # clients giving up (timeouts) reset connections
     server.stats = {"requests": 0, "records": 0, "bytes": 0}
     server.lock = threading.Lock()
     server.latency = latency_ms / 1000

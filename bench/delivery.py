@@ -3,7 +3,7 @@
 
 ``python bench/run.py --only delivery`` (or any ``--only`` list with ``delivery``) runs, in a
 fresh process with its own registry, against local remotes in their own processes that
-answer after a delay (``LatencySink``):
+answer after a delay (``common.Sink`` with a latency):
 
 * **outbox drain against a 100 ms remote**: ``--delivery-jobs`` queued jobs of one
   configuration (Max Parallel Requests 64, so that the workers are the bound) drained by
@@ -21,16 +21,13 @@ ratios, as for the other scenarios; latency is per request (its HTTP time, in wh
 thread). The SPEC-style targets of the issue are checked in ``targets``.
 """
 
-import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.request import urlopen
+
+from common import Sink
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "d"  # the bench partners of this part: d<N>@bj-bench.test
@@ -38,93 +35,6 @@ LATENCY = 0.1  # a typical SaaS API
 HANG = 5.0  # a remote that hangs: 5 s per answer
 THREADS = (1, 2, 4)
 FAST_JOBS = 20
-
-
-# --------------------------------------------------------------------------
-# The remote: a sink that answers after a delay (its own process, like common.Sink)
-# --------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        # One response = headers then body: without this, Nagle + delayed ACK add ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with self.server.lock:
-            self.server.stats["requests"] += 1
-            self.server.stats["bytes"] += len(body)
-        time.sleep(self.server.latency)
-        self._answer(b'{"ok":true}')
-
-    do_PUT = do_PATCH = do_POST
-
-    def do_GET(self):
-        if self.path == "/stats":
-            with self.server.lock:
-                payload = json.dumps(self.server.stats).encode()
-        else:
-            with self.server.lock:
-                self.server.stats.update(requests=0, bytes=0)
-            payload = b"{}"
-        self._answer(payload)
-
-    def do_HEAD(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _answer(self, payload):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-def serve(port_file, latency):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
-    server.latency = latency
-    server.stats = {"requests": 0, "bytes": 0}
-    server.lock = threading.Lock()
-    server.handle_error = lambda request, address: None  # clients giving up (timeouts) reset connections
-    Path(port_file).write_text(str(server.server_address[1]))
-    server.serve_forever(poll_interval=0.1)
-
-
-class LatencySink:
-    """A local HTTP remote in its own process answering 200 after ``latency`` seconds."""
-
-    def __init__(self, latency):
-        port_file = Path("/tmp/bj_bench_latency_%d_%d.port" % (os.getpid(), int(latency * 1000)))
-        port_file.unlink(missing_ok=True)
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file), str(latency)])
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text():
-                break
-            time.sleep(0.05)
-        self.port = int(port_file.read_text())
-        port_file.unlink(missing_ok=True)
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def stats(self):
-        with urlopen(self.url("/stats")) as response:
-            return json.loads(response.read())
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(10)
 
 
 # --------------------------------------------------------------------------
@@ -143,7 +53,7 @@ def child(args, registry, helpers):
 
     Contender, rows_of, Peak = helpers["Contender"], helpers["rows_of"], helpers["Peak"]
     peak = Peak(lambda: [os.getpid()])
-    remote, hanging = LatencySink(LATENCY), LatencySink(HANG)
+    remote, hanging = Sink(latency_ms=LATENCY * 1000), Sink(latency_ms=HANG * 1000)
     rows, extra = [], {}
     samples = {}  # contender key -> HTTP ms of its requests
     original_run = parallel.Exchange.run
@@ -320,7 +230,4 @@ def targets(by_key, extra, check):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], float(sys.argv[3]))
-    else:
-        sys.exit("Run through bench/run.py: python bench/run.py --only delivery")
+    sys.exit("Run through bench/run.py: python bench/run.py --only delivery")

@@ -113,11 +113,27 @@ def _test_connection(config):
         outcome, vals_list = sender.transmit(request, max_retries=0)
         sender.logs.extend(vals_list)
     sender.flush()
+    details = _details(request.method, url, outcome)
+    refused = _not_succeeded(env, outcome, details, ok=lambda status: 200 <= status < 400)
+    if refused:
+        return refused
+    return notification(
+        env._("Connection test succeeded"),
+        env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
+        "success",
+    )
+
+
+def _details(method, url, outcome):
     latency = outcome.attempts[-1].elapsed_ms if outcome.attempts else outcome.elapsed_ms
+    return {"method": method, "url": url, "status": outcome.status, "ms": latency}
+
+
+def _not_succeeded(env, outcome, details, ok):
+    """The Test Connection notification of an answer that is not ``ok(status)``, else None."""
     status = outcome.status
     if outcome.error or not status or status == 408:
         return notification(env._("Connection test failed"), _classify(env, outcome), "danger", sticky=True)
-    details = {"method": request.method, "url": url, "status": status, "ms": latency}
     if status in (401, 403):
         return notification(
             env._("Connection test: authentication refused"),
@@ -125,18 +141,14 @@ def _test_connection(config):
             "warning",
             sticky=True,
         )
-    if 200 <= status < 400:
+    if not ok(status):
         return notification(
-            env._("Connection test succeeded"),
+            env._("Connection test: server answered with an error"),
             env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
-            "success",
+            "warning" if status < 500 else "danger",
+            sticky=True,
         )
-    return notification(
-        env._("Connection test: server answered with an error"),
-        env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
-        "warning" if status < 500 else "danger",
-        sticky=True,
-    )
+    return None
 
 
 def _test_pull(config, sender, headers, url):
@@ -149,25 +161,10 @@ def _test_pull(config, sender, headers, url):
     outcome, vals_list = sender.transmit(request, max_retries=0)
     sender.logs.extend(vals_list)
     sender.flush()
-    latency = outcome.attempts[-1].elapsed_ms if outcome.attempts else outcome.elapsed_ms
-    status = outcome.status
-    if outcome.error or not status or status == 408:
-        return notification(env._("Connection test failed"), _classify(env, outcome), "danger", sticky=True)
-    details = {"method": "GET", "url": url, "status": status, "ms": latency}
-    if status in (401, 403):
-        return notification(
-            env._("Connection test: authentication refused"),
-            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms: check the credentials.", **details),
-            "warning",
-            sticky=True,
-        )
-    if not 200 <= status < 300:
-        return notification(
-            env._("Connection test: server answered with an error"),
-            env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details),
-            "warning" if status < 500 else "danger",
-            sticky=True,
-        )
+    details = _details("GET", url, outcome)
+    refused = _not_succeeded(env, outcome, details, ok=lambda status: 200 <= status < 300)
+    if refused:
+        return refused
     lines = [env._("%(method)s %(url)s answered HTTP %(status)s in %(ms)s ms.", **details)]
     body = outcome.json()
     try:

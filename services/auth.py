@@ -185,19 +185,25 @@ def _check_bearer(call):
         raise unauthorized(env._("Invalid token."), '%s, error="invalid_token"' % challenge)
 
 
-def _check_hmac(call):
-    """Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` over the body."""
-    env = call.env
-    challenge = 'Webhook-Signature %s, headers="webhook-id webhook-timestamp webhook-signature"' % REALM
+def _hmac_secrets(call, challenge):
+    """The configuration's HMAC secrets; refuses a call when none is set or its body is too large."""
     secret = call.config._get_secret("hmac_secret")
     # Several secrets separated by spaces or commas are all accepted (rotation).
     secrets = [s for s in secret.replace(",", " ").split() if s]
     if not secrets:
         _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", call.endpoint)
-        raise unauthorized(env._("Invalid signature."), challenge)
+        raise unauthorized(call.env._("Invalid signature."), challenge)
     if call.body_too_large():
         # The signature covers the whole body, which was not read: refuse on size.
         raise call.too_large_error()
+    return secrets
+
+
+def _check_hmac(call):
+    """Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` over the body."""
+    env = call.env
+    challenge = 'Webhook-Signature %s, headers="webhook-id webhook-timestamp webhook-signature"' % REALM
+    secrets = _hmac_secrets(call, challenge)
     try:
         signing.verify(secrets, call.headers, call.body, tolerance=HMAC_TOLERANCE)
     except signing.SignatureError as exc:
@@ -240,13 +246,7 @@ def _check_hmac_preset(call):
     env = call.env
     header = signature_presets.header_name(preset, call.config.hmac_header) or "signature"
     challenge = 'HMAC-SHA256 %s, header="%s"' % (REALM, header)
-    secret = call.config._get_secret("hmac_secret")
-    secrets = [s for s in secret.replace(",", " ").split() if s]
-    if not secrets:
-        _logger.warning("bj_api_sync: endpoint %r uses HMAC but no secret is set", call.endpoint)
-        raise unauthorized(env._("Invalid signature."), challenge)
-    if call.body_too_large():
-        raise call.too_large_error()
+    secrets = _hmac_secrets(call, challenge)
     try:
         signature_presets.verify(
             preset, secrets, call.headers, call.body, header=call.config.hmac_header,

@@ -16,6 +16,10 @@ Operations:
   post_batch    inbound POST of an array of --batch objects
   orm_create_batch  the same --batch partners through the ORM's create, as admin (what JSON-RPC does)
   upsert_same   inbound POST of an existing record with unchanged values (no-op write)
+  put_one       inbound PUT /<id> of a new name and phone
+  rpc_read rpc_search_read rpc_create rpc_write  JSON-RPC's own path for get_one, list_page, post_one,
+                put_one: ``odoo.http.dispatch_rpc("object", "execute_kw", ...)`` as admin, in this
+                process (its queries are on its own cursor: "other cursors")
   push_single   outbound _make_outbound_http_request of one record (one call per record)
   push_batched  outbound batched push of 100 records
   drain         outbox: enqueue then process_due_jobs(commit=True) of --jobs jobs
@@ -91,6 +95,14 @@ def profile(registry, sink, operation, args):
         queued = Config.search([("name", "=", "bench queued")])
         rule_config = Config.search([("name", "=", "bench rule")])
 
+        admin = env.ref("base.user_admin").id
+
+        def rpc(method, *args, **kwargs):
+            from odoo.http import dispatch_rpc  # noqa: PLC0415
+
+            return dispatch_rpc("object", "execute_kw",
+                                [cr.dbname, admin, "admin", "res.partner", method, list(args), kwargs])
+
         def push(config, records):
             result = env["bj.api.sync.config"]._make_outbound_http_request(records, config.id)
             cr.commit()
@@ -122,6 +134,15 @@ def profile(registry, sink, operation, args):
                 [{"name": "Profile %d" % next(counter), "email": "x@example.com"} for _ in range(args.batch)]),
                 cr.commit()),
             "upsert_same": lambda: http("POST", body={"id": partners[0].id, "name": partners[0].name}),
+            "put_one": lambda: http("PUT", record_id=str(partners[next(counter) % len(partners)].id),
+                                    body={"name": "Put %d" % next(counter), "phone": "+1 %s" % time.time()}),
+            "rpc_read": lambda: rpc("read", [partners[next(counter) % len(partners)].id],
+                                    fields=["name", "email", "phone"]),
+            "rpc_search_read": lambda: rpc("search_read", [], fields=["name", "email", "phone"], offset=1000,
+                                           limit=100, order="id"),
+            "rpc_create": lambda: rpc("create", [{"name": "Profile %d" % next(counter), "email": "x@example.com"}]),
+            "rpc_write": lambda: rpc("write", [partners[next(counter) % len(partners)].id],
+                                     {"name": "Put %d" % next(counter), "phone": "+1 %s" % time.time()}),
             "push_single": lambda: push(single, partners[next(counter) % len(partners)]),
             "push_batched": lambda: push(batched, partners[:100]),
             "drain": drain,

@@ -206,8 +206,10 @@ class BjApiLog(models.Model):
             return self.browse()
         # Nothing but log rows in this transaction: no need to wait for the WAL flush at
         # commit (a crash may lose the last log rows, never data), as for inbound reads.
-        with transaction.detached_env(self.env, synchronous=False) as env:
-            ids = env[self._name].sudo()._insert_rows(vals_list).ids
+        # The commit mode is set in the INSERT's round trip (one query fewer per outbound call).
+        before = None if transaction.under_test(self.env) else SQL("SET LOCAL synchronous_commit TO OFF")
+        with transaction.detached_env(self.env) as env:
+            ids = env[self._name].sudo()._insert_rows(vals_list, before=before).ids
         return self.browse(ids)
 
     @api.model

@@ -54,7 +54,7 @@ _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [
     "name", "model_id", "model_name", "auth_type", "login", "password_encrypted", "bearer_token_encrypted",
     "hmac_secret_encrypted", "limit", "is_paginated", "page_size", "filter_domain", "company_id", "user_id",
-    "delete_mode", "log_payloads", "rate_limit", "method_names", "track_batch_history",
+    "delete_mode", "log_payloads", "rate_limit", "method_names", "track_batch_history", "has_headers",
 ]
 
 
@@ -403,11 +403,16 @@ class _Call:
         # One query (the ORM reads the user, then its partner for lang and tz).
         self.env["res.users"].flush_model(["active"])
         self.env["res.partner"].flush_model(["lang", "tz"])
+        # The same query checks the cached mapping plans of the configuration (mapping.version_probe).
+        probe, prime = mapping.version_probe(self.env, config.id)
         self.env.cr.execute(savepoint.prefixed(SQL(
-            "SELECT u.active, p.lang, p.tz FROM res_users u JOIN res_partner p ON p.id = u.partner_id WHERE u.id = %s",
-            user.id,
+            "SELECT u.active, p.lang, p.tz, %s FROM res_users u JOIN res_partner p ON p.id = u.partner_id"
+            " WHERE u.id = %s",
+            probe if probe is not None else SQL("NULL"), user.id,
         )))
-        active, lang, tz = self.env.cr.fetchone()
+        active, lang, tz, versions = self.env.cr.fetchone()
+        if prime is not None:
+            prime(versions)
         if not active:
             raise SyncError(self.env._("The Run As user of this endpoint is archived."), status=403)
         context = dict(self.env.context, allowed_company_ids=[config.company_id.id])
@@ -421,19 +426,20 @@ class _Call:
         # The work's savepoint: opened by the Run As user's query, released by the commit
         # (services/transaction.py: two round trips fewer than cr.savepoint()).
         savepoint = transaction.LazySavepoint(self.env.cr)
-        run_env = self._run_env(savepoint)
-        config = self.config.with_env(run_env)
-        try:
-            with savepoint, mapping.plan_scope():
-                inbound_ops.run(self, config)
-                self._check_response()
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
-            self.res_ids = []
-            self.response_headers = {}
-            self.data = None
-            raise self.as_sync_error(exc) from None
+        with mapping.plan_scope():
+            run_env = self._run_env(savepoint)
+            config = self.config.with_env(run_env)
+            try:
+                with savepoint:
+                    inbound_ops.run(self, config)
+                    self._check_response()
+            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
+                self.res_ids = []
+                self.response_headers = {}
+                self.data = None
+                raise self.as_sync_error(exc) from None
 
     def _check_response(self):
         """Serialize the answer inside the savepoint: a body that is not JSON (a script returned NaN
@@ -506,7 +512,7 @@ class _Call:
             return {}
         return {
             header.key: header.value_plain or ""
-            for header in self.config.header_ids
+            for header in self.config._header_rows()
             if not header.required and not header.secret and header.key
         }
 
@@ -515,7 +521,7 @@ class _Call:
         log_payloads = config.log_payloads if config else True
         secret_names = []
         if config:
-            secret_names = [h.key for h in config.header_ids if h.secret or h.required]
+            secret_names = [h.key for h in config._header_rows() if h.secret or h.required]
         error_message = False
         if self.error is not None:
             error_message = self.error.message

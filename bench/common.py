@@ -117,10 +117,18 @@ def drop_database(db):
 
 
 def free_port():
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on: any, or the first free one of ``BJ_BENCH_PORTS``
+    (``8500-8599``: a shared machine where each user keeps to a range)."""
+    first, _sep, last = os.environ.get("BJ_BENCH_PORTS", "").partition("-")
+    candidates = range(int(first), int(last or first) + 1) if first else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port in BJ_BENCH_PORTS=%s" % os.environ["BJ_BENCH_PORTS"])
 
 
 def start_server(db, port, log):
@@ -378,9 +386,10 @@ class Sink:
             return
         port_file = Path("/tmp/bj_bench_sink_%d.port" % os.getpid())
         port_file.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "sink", "--port-file", str(port_file), "--latency-ms", str(latency_ms)]
-        )
+        command = [sys.executable, __file__, "sink", "--port-file", str(port_file), "--latency-ms", str(latency_ms)]
+        if os.environ.get("BJ_BENCH_PORTS"):
+            command += ["--port", str(free_port())]
+        self.process = subprocess.Popen(command)
         for _ in range(100):
             if port_file.exists() and port_file.read_text():
                 break

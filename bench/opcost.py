@@ -16,6 +16,14 @@ Operations:
   post_batch    inbound POST of an array of --batch objects
   orm_create_batch  the same --batch partners through the ORM's create, as admin (what JSON-RPC does)
   upsert_same   inbound POST of an existing record with unchanged values (no-op write)
+  put_one       inbound PUT /<id> of a new name and phone
+  rpc_read rpc_search_read rpc_create rpc_write  JSON-RPC's own path for get_one, list_page, post_one,
+                put_one: ``odoo.http.dispatch_rpc("object", "execute_kw", ...)`` as admin, in this
+                process (its queries are on its own cursor: "other cursors")
+  wsgi_get_one wsgi_list_page wsgi_post_one wsgi_put_one  the same through Odoo's whole WSGI application
+                (``odoo.http.root``: session, registry check, routing, controller, response) with
+                werkzeug's test client, no socket; wsgi_read wsgi_search_read wsgi_create wsgi_write: the
+                same for ``POST /jsonrpc`` (every query is then on another cursor)
   push_single   outbound _make_outbound_http_request of one record (one call per record)
   push_batched  outbound batched push of 100 records
   drain         outbox: enqueue then process_due_jobs(commit=True) of --jobs jobs
@@ -91,6 +99,37 @@ def profile(registry, sink, operation, args):
         queued = Config.search([("name", "=", "bench queued")])
         rule_config = Config.search([("name", "=", "bench rule")])
 
+        admin = env.ref("base.user_admin").id
+
+        def rpc(method, *args, **kwargs):
+            from odoo.http import dispatch_rpc  # noqa: PLC0415
+
+            return dispatch_rpc("object", "execute_kw",
+                                [cr.dbname, admin, "admin", "res.partner", method, list(args), kwargs])
+
+        wsgi = _wsgi_client()
+        rpc_url = "/jsonrpc"
+        api_url = "/bj_api_sync/v1/%s" % ENDPOINT
+
+        def wsgi_api(method, path="", body=None, query=None, status=200):
+            response = wsgi.open(api_url + path, method=method, headers=headers, query_string=query,
+                                 data=json.dumps(body) if body is not None else None)
+            if response.status_code != status:
+                raise RuntimeError("%s %s: %s %s" % (method, path, response.status_code, response.get_data()[:300]))
+
+        def wsgi_rpc(method, *args, **kwargs):
+            response = wsgi.post(rpc_url, json={"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+                "service": "object", "method": "execute_kw",
+                "args": [cr.dbname, admin, "admin", "res.partner", method, list(args), kwargs]}})
+            if response.status_code != 200 or "error" in response.json:
+                raise RuntimeError("jsonrpc %s: %s" % (method, response.get_data()[:300]))
+
+        def pick():
+            return partners[next(counter) % len(partners)].id
+
+        def changes():
+            return {"name": "Put %d" % next(counter), "phone": "+1 %s" % time.time()}
+
         def push(config, records):
             result = env["bj.api.sync.config"]._make_outbound_http_request(records, config.id)
             cr.commit()
@@ -122,6 +161,26 @@ def profile(registry, sink, operation, args):
                 [{"name": "Profile %d" % next(counter), "email": "x@example.com"} for _ in range(args.batch)]),
                 cr.commit()),
             "upsert_same": lambda: http("POST", body={"id": partners[0].id, "name": partners[0].name}),
+            "put_one": lambda: http("PUT", record_id=str(partners[next(counter) % len(partners)].id),
+                                    body={"name": "Put %d" % next(counter), "phone": "+1 %s" % time.time()}),
+            "rpc_read": lambda: rpc("read", [partners[next(counter) % len(partners)].id],
+                                    fields=["name", "email", "phone"]),
+            "rpc_search_read": lambda: rpc("search_read", [], fields=["name", "email", "phone"], offset=1000,
+                                           limit=100, order="id"),
+            "rpc_create": lambda: rpc("create", [{"name": "Profile %d" % next(counter), "email": "x@example.com"}]),
+            "rpc_write": lambda: rpc("write", [partners[next(counter) % len(partners)].id],
+                                     {"name": "Put %d" % next(counter), "phone": "+1 %s" % time.time()}),
+            "wsgi_get_one": lambda: wsgi_api("GET", "/%d" % pick()),
+            "wsgi_read": lambda: wsgi_rpc("read", [pick()], fields=["name", "email", "phone"]),
+            "wsgi_list_page": lambda: wsgi_api("GET", query={"limit": "100", "offset": "1000"}),
+            "wsgi_search_read": lambda: wsgi_rpc("search_read", [], fields=["name", "email", "phone"], offset=1000,
+                                                 limit=100, order="id"),
+            "wsgi_post_one": lambda: wsgi_api("POST", body={"name": "Profile %d" % next(counter),
+                                                            "email": "x@example.com"}, status=201),
+            "wsgi_create": lambda: wsgi_rpc("create", [{"name": "Profile %d" % next(counter),
+                                                        "email": "x@example.com"}]),
+            "wsgi_put_one": lambda: wsgi_api("PUT", "/%d" % pick(), body=changes()),
+            "wsgi_write": lambda: wsgi_rpc("write", [pick()], changes()),
             "push_single": lambda: push(single, partners[next(counter) % len(partners)]),
             "push_batched": lambda: push(batched, partners[:100]),
             "drain": drain,
@@ -161,6 +220,17 @@ def profile(registry, sink, operation, args):
                 automation.active = False
                 cr.execute("UPDATE bj_api_sync_job SET state = 'cancelled' WHERE state = 'pending'")
                 cr.commit()
+
+
+def _wsgi_client():
+    """werkzeug's test client on Odoo's WSGI application (what the HTTP workers run)."""
+    from werkzeug.test import Client  # noqa: PLC0415
+
+    from odoo import http  # noqa: PLC0415
+    from odoo.service import server  # noqa: PLC0415
+
+    server.load_server_wide_modules()
+    return Client(http.root)
 
 
 def _print_queries(fn):

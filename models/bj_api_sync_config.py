@@ -60,6 +60,12 @@ class BjApiSyncConfig(models.Model):
         "answer to a push and written on the record. Stored, so that a push without such lines reads "
         "no line to know it.",
     )
+    has_headers = fields.Boolean(
+        compute="_compute_has_headers",
+        store=True,
+        help="Whether the configuration has Headers rows: read with the configuration's row, so that "
+        "a request of a configuration without headers (most) reads no header row to know it.",
+    )
     method_names = fields.Char(
         compute="_compute_method_names",
         store=True,
@@ -703,6 +709,16 @@ class BjApiSyncConfig(models.Model):
     def _compute_has_write_back(self):
         for config in self:
             config.has_write_back = config.request_type == "out" and "in" in config.line_ids.mapped("direction")
+
+    @api.depends("header_ids")
+    def _compute_has_headers(self):
+        for config in self:
+            config.has_headers = bool(config.header_ids)
+
+    def _header_rows(self):
+        """The Headers rows: none read when the stored ``has_headers`` says there are none."""
+        self.ensure_one()
+        return self.header_ids if self.has_headers else self.env["bj.api.sync.header"]
 
     @api.depends("http_method_ids", "http_method_ids.name", "http_method_ids.sequence")
     def _compute_method_names(self):

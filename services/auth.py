@@ -96,7 +96,7 @@ def build_headers(config, body=True):
     if value:
         headers["Authorization"] = value
     secret_names = []
-    for row in config.header_ids:
+    for row in config._header_rows():
         key = (row.key or "").strip()
         if not key:
             continue
@@ -212,7 +212,7 @@ def _check_hmac(call):
 
 def _check_required_headers(call):
     """Headers rows marked Required: each must be sent with its configured value."""
-    for header in call.config.header_ids.filtered("required"):
+    for header in call.config._header_rows().filtered("required"):
         sent = call.headers.get((header.key or "").strip().lower())
         expected = header._get_value()
         if sent is None or not expected or not _same(sent, expected):

@@ -26,6 +26,7 @@ import psycopg2
 from odoo import SUPERUSER_ID
 from odoo.exceptions import AccessError, MissingError, RedirectWarning, UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.tools import SQL
 
 try:  # private to Odoo's RPC layer: the message Odoo itself shows for a violated constraint
     from odoo.service.model import _as_validation_error
@@ -36,7 +37,7 @@ from ..lib import signing, values
 from ..lib.api import BODY_METHODS, ENDPOINT_RE, KNOWN_METHODS, WRITE_METHODS
 from ..lib.errors import SyncError
 from ..lib.http_client import redact_headers
-from . import auth, inbound_ops, mapping, scripts
+from . import auth, inbound_ops, mapping, scripts, transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ _JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 CONFIG_FIELDS = [
     "name", "model_id", "model_name", "auth_type", "login", "password_encrypted", "bearer_token_encrypted",
     "hmac_secret_encrypted", "limit", "is_paginated", "page_size", "filter_domain", "company_id", "user_id",
-    "delete_mode", "log_payloads", "rate_limit", "method_names", "track_batch_history",
+    "delete_mode", "log_payloads", "rate_limit", "method_names", "track_batch_history", "has_headers",
 ]
 
 
@@ -393,7 +394,8 @@ class _Call:
             Keys._store(row_id, self.status, self.response_headers, body)
 
     # ------------------------------------------------------------------ 5. execution
-    def _run_env(self):
+    def _run_env(self, savepoint):
+        """The Run As user's environment; its query opens ``savepoint`` (one round trip)."""
         config = self.config
         user = self.env["res.users"].browse(self.run_as_uid) if self.run_as_uid else config.user_id
         if not user:
@@ -401,11 +403,16 @@ class _Call:
         # One query (the ORM reads the user, then its partner for lang and tz).
         self.env["res.users"].flush_model(["active"])
         self.env["res.partner"].flush_model(["lang", "tz"])
-        self.env.cr.execute(
-            "SELECT u.active, p.lang, p.tz FROM res_users u JOIN res_partner p ON p.id = u.partner_id WHERE u.id = %s",
-            [user.id],
-        )
-        active, lang, tz = self.env.cr.fetchone()
+        # The same query checks the cached mapping plans of the configuration (mapping.version_probe).
+        probe, prime = mapping.version_probe(self.env, config.id)
+        self.env.cr.execute(savepoint.prefixed(SQL(
+            "SELECT u.active, p.lang, p.tz, %s FROM res_users u JOIN res_partner p ON p.id = u.partner_id"
+            " WHERE u.id = %s",
+            probe if probe is not None else SQL("NULL"), user.id,
+        )))
+        active, lang, tz, versions = self.env.cr.fetchone()
+        if prime is not None:
+            prime(versions)
         if not active:
             raise SyncError(self.env._("The Run As user of this endpoint is archived."), status=403)
         context = dict(self.env.context, allowed_company_ids=[config.company_id.id])
@@ -416,19 +423,23 @@ class _Call:
         return self.env(user=user.id, context=context, su=False)
 
     def _execute(self):
-        run_env = self._run_env()
-        config = self.config.with_env(run_env)
-        try:
-            with self.env.cr.savepoint(), mapping.plan_scope():
-                inbound_ops.run(self, config)
-                self._check_response()
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
-            self.res_ids = []
-            self.response_headers = {}
-            self.data = None
-            raise self.as_sync_error(exc) from None
+        # The work's savepoint: opened by the Run As user's query, released by the commit
+        # (services/transaction.py: two round trips fewer than cr.savepoint()).
+        savepoint = transaction.LazySavepoint(self.env.cr)
+        with mapping.plan_scope():
+            run_env = self._run_env(savepoint)
+            config = self.config.with_env(run_env)
+            try:
+                with savepoint:
+                    inbound_ops.run(self, config)
+                    self._check_response()
+            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, unexpected ones logged
+                self.res_ids = []
+                self.response_headers = {}
+                self.data = None
+                raise self.as_sync_error(exc) from None
 
     def _check_response(self):
         """Serialize the answer inside the savepoint: a body that is not JSON (a script returned NaN
@@ -501,7 +512,7 @@ class _Call:
             return {}
         return {
             header.key: header.value_plain or ""
-            for header in self.config.header_ids
+            for header in self.config._header_rows()
             if not header.required and not header.secret and header.key
         }
 
@@ -510,7 +521,7 @@ class _Call:
         log_payloads = config.log_payloads if config else True
         secret_names = []
         if config:
-            secret_names = [h.key for h in config.header_ids if h.secret or h.required]
+            secret_names = [h.key for h in config._header_rows() if h.secret or h.required]
         error_message = False
         if self.error is not None:
             error_message = self.error.message
@@ -539,13 +550,16 @@ class _Call:
         }
         if self.client:
             vals["client_id"] = self.client.id
+        # One round trip: SAVEPOINT (a broken log row is rolled back alone), the commit mode, the INSERT.
+        savepoint = transaction.LazySavepoint(self.env.cr)
         try:
-            with self.env.cr.savepoint():
+            with savepoint:
+                before = None
                 if self.method in ("GET", "HEAD", "OPTIONS") or self.status >= 400 or self.replayed:
                     # Nothing but this log row is written: no need to wait for the WAL flush at
                     # commit (a crash may lose the last log rows, never data).
-                    self.env.cr.execute("SET LOCAL synchronous_commit TO OFF")
-                self.env["bj.api.log"]._insert_rows([vals])
+                    before = SQL("SET LOCAL synchronous_commit TO OFF")
+                self.env["bj.api.log"]._insert_rows([vals], before=before, savepoint=savepoint)
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500

@@ -18,7 +18,8 @@ Interface (stable; inbound, outbound and pull call only these):
   writes are skipped).
 - ``plan_scope()``: a context manager around one request or one outbound call, within
   which each configuration is checked against the database once (see "Plan cache" in
-  ``mapping_plan``).
+  ``mapping_plan``); ``version_probe(env, config_id)``: that check made by a query the
+  caller runs anyway (the inbound request's Run As user query).
 
 Every failure raises ``lib.errors.SyncError`` with ``status`` (400 user/type error, 404,
 409, 500 unexpected) and ``line_id`` when a line caused it.
@@ -47,7 +48,7 @@ from .mapping_deserialize import (
     upsert,
     without_unchanged,
 )
-from .mapping_plan import MAX_DEPTH, plan_scope
+from .mapping_plan import MAX_DEPTH, plan_scope, version_probe
 from .mapping_serialize import runs_scripts, serialize
 
 __all__ = [
@@ -60,5 +61,6 @@ __all__ = [
     "runs_scripts",
     "serialize",
     "upsert",
+    "version_probe",
     "without_unchanged",
 ]

@@ -22,6 +22,8 @@ import contextlib
 import contextvars
 import weakref
 
+from odoo.tools import SQL
+
 from ..lib import values
 from ..lib.errors import SyncError
 
@@ -145,6 +147,32 @@ def _version(env, config_ids, scope):
     if scope is not None:
         scope[config_ids] = version
     return version
+
+
+def version_probe(env, config_id, directions=("in", "out")):
+    """Read the versions of ``config_id``'s cached plans inside a query the caller runs anyway.
+
+    Returns ``(sql, prime)``: ``sql`` is a scalar subquery to select, ``prime(value)`` hands
+    its value to the current ``plan_scope()``, which then checks these plans without a
+    query of its own (the same versions ``_version`` would read, in the same transaction).
+    ``(None, None)`` outside a scope or when no plan of the configuration is cached yet.
+    """
+    scope = _SCOPE.get()
+    cache = _plan_cache(env.registry)
+    id_sets = {cache[config_id, d][1].config_ids for d in directions if (config_id, d) in cache}
+    if scope is None or not id_sets:
+        return None, None
+    env["bj.api.sync.config.line"].flush_model()
+    env["bj.api.sync.config"].flush_model()
+    union = tuple(sorted(set().union(*id_sets)))
+    sql = SQL("(SELECT array_agg(ARRAY[v.id::text, v.version]) FROM (%s) v (id, version))", SQL(_VERSION_SQL, union))
+
+    def prime(value):
+        rows = {(int(cid), version) for cid, version in value or ()}
+        for ids in id_sets:
+            scope[ids] = frozenset(row for row in rows if row[0] in ids)
+
+    return sql, prime
 
 
 def get_plan(config, direction, env):

@@ -8,7 +8,10 @@ current cursor, and nothing commits.
 """
 
 import contextlib
+import itertools
 import threading
+
+import psycopg2
 
 from odoo import api
 from odoo.modules import module as odoo_module
@@ -68,3 +71,67 @@ def commit_async(env):
     """
     env.cr.execute("SET LOCAL synchronous_commit TO OFF")
     env.cr.commit()
+
+
+class LazySavepoint:
+    """A savepoint sent with the caller's next query and released by the commit.
+
+    Odoo's ``cr.savepoint()`` costs two round trips of its own (``SAVEPOINT`` and
+    ``RELEASE SAVEPOINT``) on top of the queries it guards; on the inbound hot path,
+    where one request runs a dozen short queries, they were a fifth of them. This one
+    behaves as ``cr.savepoint()`` (flush before, flush at a successful end, cache cleared
+    and ``ROLLBACK TO SAVEPOINT`` on an exception) but:
+
+    * ``SAVEPOINT`` is the first statement of a query the caller runs anyway:
+      ``cr.execute(savepoint.prefixed(query))``, one round trip;
+    * on success it is not released: the transaction's commit releases it (an
+      unreleased savepoint is only a name kept until then; the rows are the same).
+
+    It rolls back only when it was opened, which the cursor tells: a successful
+    prefixed query counted (``sql_log_count``), or a failed one left the transaction
+    aborted (the ``SAVEPOINT`` ran first and exists).
+    """
+
+    _counter = itertools.count()
+
+    def __init__(self, cr, flush=True):
+        self.cr = cr
+        self.flush = flush
+        self.name = "bj_api_sync_%d" % next(self._counter)
+        self._mark = None  # sql_log_count when the prefixed query was handed out
+
+    def prefixed(self, query):
+        """``SAVEPOINT <name>; query`` (``query``: an ``SQL`` or text without parameters)."""
+        if self.flush:
+            self.cr.flush()
+        self._mark = self.cr.sql_log_count
+        return SQL("SAVEPOINT %s; %s", SQL.identifier(self.name), query if isinstance(query, SQL) else SQL(query))
+
+    @property
+    def opened(self):
+        if self._mark is None:
+            return False
+        aborted = self.cr._cnx.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INERROR
+        return aborted or self.cr.sql_log_count > self._mark
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb):
+        if exc_type is None:
+            if self.flush and self.opened:
+                try:
+                    self.cr.flush()  # inside the savepoint, as cr.savepoint() does
+                except Exception:
+                    self.rollback()
+                    raise
+            return False
+        self.rollback()
+        return False
+
+    def rollback(self):
+        if not self.opened:
+            return
+        if self.flush:
+            self.cr.clear()
+        self.cr.execute(SQL("ROLLBACK TO SAVEPOINT %s", SQL.identifier(self.name)))

@@ -25,6 +25,7 @@ SCENARIOS = {
     "inbound single POST": ("post1", "rpc1"),
     "inbound GET list": ("list", "search_read"),
     "inbound GET by identifier": ("get", "read"),
+    "inbound PUT by identifier": ("put", "write"),
     "outbound push per record": ("single", "single_nolog", "webhook"),
     "outbound push, 100 records per call": ("batched", "batched_nolog", "bulk", "bulk_nolog", "webhook"),
     "queued delivery (outbox)": ("drain", "immediate"),
@@ -41,7 +42,8 @@ class TestBench(BaseCase):
         with tempfile.TemporaryDirectory(prefix="bj_bench_test_") as tmp:
             out = Path(tmp) / "bench.json"
             markdown = Path(tmp) / "bench.md"
-            db = "bj_bench_test_%s" % uuid.uuid4().hex[:8]
+            # named after the test database when one is given (a shared server: one prefix per user)
+            db = "%s_bench_%s" % (os.environ.get("BJ_TEST_DB") or "bj_bench_test", uuid.uuid4().hex[:8])
             process = subprocess.run(
                 [sys.executable, str(BENCH), "--quick", "--db", db, "--json", str(out), "--markdown", str(markdown)],
                 capture_output=True, text=True, timeout=900, check=False,

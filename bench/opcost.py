@@ -238,6 +238,8 @@ def _print_queries(fn):
     from odoo import sql_db  # noqa: PLC0415
 
     seen = []
+    _watch_log_connection()
+    _log_queries[0] = seen
     original = sql_db.Cursor.execute
 
     def execute(self, query, params=None, log_exceptions=True):
@@ -249,8 +251,9 @@ def _print_queries(fn):
         fn()
     finally:
         sql_db.Cursor.execute = original
+        _log_queries[0] = None
     for cursor, text in seen:
-        print("  [%03d] %s" % (cursor, " ".join(text.split())[:220]))
+        print("  [%s] %s" % (cursor if isinstance(cursor, str) else "%03d" % cursor, " ".join(text.split())[:220]))
 
 
 _detached_queries = [0]
@@ -269,7 +272,43 @@ def _count_detached(registry):
 
         sql_db.Cursor.close = close
         sql_db.Cursor._bj_counted = True
+    _watch_log_connection()
     return _detached_queries[0]
+
+
+_log_queries = [None]  # a list while _print_queries records
+
+
+def _watch_log_connection():
+    """Count (and show) the statements of services.log_connection's raw connection as other cursors'."""
+    import contextlib  # noqa: PLC0415
+
+    from odoo.addons.bj_api_sync.services import log_connection  # noqa: PLC0415
+
+    if getattr(log_connection, "_bj_counted", False):
+        return
+    original = log_connection.cursor
+
+    class Counting:
+        def __init__(self, cur):
+            self._cur = cur
+
+        def execute(self, query, params=None):
+            _detached_queries[0] += 1
+            if _log_queries[0] is not None:
+                _log_queries[0].append(("log", str(query)))
+            return self._cur.execute(query, params)
+
+        def __getattr__(self, name):
+            return getattr(self._cur, name)
+
+    @contextlib.contextmanager
+    def cursor(dbname, params=None):
+        with original(dbname, params) as cur:
+            yield Counting(cur)
+
+    log_connection.cursor = cursor
+    log_connection._bj_counted = True
 
 
 if __name__ == "__main__":

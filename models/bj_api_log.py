@@ -118,11 +118,14 @@ class BjApiLog(models.Model):
         return vals
 
     @api.model
-    def _insert_rows(self, vals_list, before=None, savepoint=None):
+    def _insert_rows(self, vals_list, before=None, savepoint=None, cr=None):
         """Insert log rows in one multi-row INSERT; returns them. The hot path of every request.
 
         ``before``: an ``SQL`` statement sent in the same round trip, before the INSERT;
-        ``savepoint``: a ``services.transaction.LazySavepoint`` the INSERT opens (the same).
+        ``savepoint``: a ``services.transaction.LazySavepoint`` the INSERT opens (the same);
+        ``cr``: a cursor of another connection (psycopg2's, ``services.log_connection``)
+        that runs the queries instead: the rows are then another transaction's, so this
+        environment's cache (one2many inverses) is left alone, as with a detached cursor.
 
         Stores what ``create`` would store, without its per-row work: ``name`` and
         ``company_id`` (stored computes, which ``create`` fills with a SELECT of the
@@ -143,11 +146,11 @@ class BjApiLog(models.Model):
                                                                           or vals.get("url")))
         }
         configs = {}
+        own_cursor = cr is None
+        cr = self.env.cr if own_cursor else cr
         if missing:
-            self.env.cr.execute(
-                "SELECT id, company_id, name FROM bj_api_sync_config WHERE id IN %s", [tuple(missing)]
-            )
-            configs = {row[0]: row[1:] for row in self.env.cr.fetchall()}
+            cr.execute("SELECT id, company_id, name FROM bj_api_sync_config WHERE id IN %s", [tuple(missing)])
+            configs = {row[0]: row[1:] for row in cr.fetchall()}
         defaults = {
             name: field.default(self)
             for name, field in self._fields.items()
@@ -181,11 +184,13 @@ class BjApiLog(models.Model):
         )
         if before is not None:
             query = SQL("%s; %s", before, query)
-        self.env.cr.execute(savepoint.prefixed(query) if savepoint is not None else query)
-        ids = [row[0] for row in self.env.cr.fetchall()]
+        if savepoint is not None:
+            query = savepoint.prefixed(query)
+        cr.execute(query.code, query.params)  # either cursor: Odoo's takes what psycopg2's does
+        ids = [row[0] for row in cr.fetchall()]
         # As create() does: one2many values already in this cursor's cache (a job's or a
         # configuration's log_ids) get the new rows.
-        for field in fields_:
+        for field in fields_ if own_cursor else ():
             if field.type == "many2one" and self.pool.field_inverses[field]:
                 groups = defaultdict(list)
                 for log_id, vals in zip(ids, vals_list, strict=True):
@@ -199,17 +204,20 @@ class BjApiLog(models.Model):
     def _write_detached(self, vals_list):
         """Write logs that must outlive the caller's transaction; returns them in the caller's env.
 
-        Outside tests they go through a new cursor committed at once; under the test
-        runner (one shared transaction) the current cursor is used (``services.transaction``).
+        Outside tests they go in one round trip on the process's log connection
+        (``services.log_connection``: autocommit, asynchronous commit: a crash may lose
+        the last log rows, never data), else, when it fails, through a new cursor
+        committed at once; under the test runner (one shared transaction) the current
+        cursor is used (``services.transaction.run_detached``).
         """
         if not vals_list:
             return self.browse()
-        # Nothing but log rows in this transaction: no need to wait for the WAL flush at
-        # commit (a crash may lose the last log rows, never data), as for inbound reads.
-        # The commit mode is set in the INSERT's round trip (one query fewer per outbound call).
-        before = None if transaction.under_test(self.env) else SQL("SET LOCAL synchronous_commit TO OFF")
-        with transaction.detached_env(self.env) as env:
-            ids = env[self._name].sudo()._insert_rows(vals_list, before=before).ids
+        if transaction.under_test(self.env):
+            return self.browse(self.sudo()._insert_rows(vals_list).ids)
+        # Rows of another transaction: _insert_rows leaves this environment's cache alone.
+        ids = transaction.run_detached(
+            self.env, lambda cr: self.sudo()._insert_rows(vals_list, cr=cr).ids, synchronous=False
+        )
         return self.browse(ids)
 
     @api.model

@@ -61,13 +61,15 @@ class BjApiRateLimit(models.Model):
     def _consume(self, config_id, limit):
         """Count one request; return 0 when accepted, else the seconds until the next window.
 
-        Outside tests the counter commits at once on its own cursor in READ COMMITTED:
-        the request's transaction (REPEATABLE READ) would hold the row lock until it ends
-        and fail with a serialization error on a counter updated meanwhile. Under the test
-        runner everything shares one transaction (``services.transaction``).
+        Outside tests the counter commits at once in READ COMMITTED (on the log
+        connection, one round trip, else a cursor of its own): the request's transaction
+        (REPEATABLE READ) would hold the row lock until it ends and fail with a
+        serialization error on a counter updated meanwhile. Under the test runner
+        everything shares one transaction (``services.transaction.run_detached``).
         """
-        with transaction.detached_env(self.env, isolation="READ COMMITTED") as env:
-            return self._consume_on(env.cr, config_id, limit)
+        return transaction.run_detached(
+            self.env, lambda cr: self._consume_on(cr, config_id, limit), isolation="READ COMMITTED"
+        )
 
     @api.model
     def _consume_on(self, cr, config_id, limit):

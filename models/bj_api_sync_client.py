@@ -130,6 +130,11 @@ class BjApiSyncClient(models.Model):
     def _use(self):
         """Count one request of this client; True when within its rate limit."""
         self.ensure_one()
-        with transaction.detached_env(self.env, isolation="READ COMMITTED") as env:
-            env.cr.execute(_USE, {"id": self.id, "limit": self.rate_limit or 0})
-            return bool(env.cr.fetchone())
+        params = {"id": self.id, "limit": self.rate_limit or 0}
+
+        def use(cr):
+            cr.execute(_USE, params)
+            return bool(cr.fetchone())
+
+        # committed at once, one round trip on the log connection (services.transaction)
+        return transaction.run_detached(self.env, use, isolation="READ COMMITTED")

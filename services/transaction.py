@@ -17,6 +17,8 @@ from odoo import api
 from odoo.modules import module as odoo_module
 from odoo.tools import SQL
 
+from . import log_connection
+
 _ISOLATION_LEVELS = {name: name for name in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")}
 
 
@@ -44,6 +46,27 @@ def detached_env(env, isolation=None, synchronous=True):
         if not synchronous:
             cr.execute("SET LOCAL synchronous_commit TO OFF")
         yield api.Environment(cr, env.uid, env.context)
+
+
+def run_detached(env, fn, isolation=None, synchronous=True):
+    """``fn(cr)``'s statements committed at once, whatever the caller's transaction does.
+
+    Outside tests: on the process's log connection (``services.log_connection``), one
+    round trip per statement instead of about five for a detached cursor, each statement
+    its own READ COMMITTED transaction, committed asynchronously; when that connection
+    fails (dropped), on a detached cursor (``isolation``, ``synchronous``) instead. Under
+    tests: on the current cursor. ``fn`` may run twice (a failure after a commit): for
+    log rows and counters only, whose statements each stand alone.
+    """
+    if under_test(env):
+        return fn(env.cr)
+    try:
+        with log_connection.cursor(env.cr.dbname) as cr:
+            return fn(cr)
+    except psycopg2.Error:
+        pass  # warned once and dropped by log_connection
+    with detached_env(env, isolation=isolation, synchronous=synchronous) as detached:
+        return fn(detached.cr)
 
 
 def may_commit(env, commit=None, cron_only=True):

@@ -1,16 +1,20 @@
 """Outbound sync against real HTTP servers on 127.0.0.1 (tests/http_sink.py), no mocks."""
 
 import base64
+import contextlib
 import json
 import time
 import uuid
+from unittest.mock import patch
+
+import psycopg2
 
 from odoo import Command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..lib import signing
-from ..services import outbox, push
+from ..services import log_connection, outbox, push, transaction
 from .common import BjCase
 from .http_sink import HANG, HttpSink, free_port
 
@@ -688,3 +692,29 @@ class TestOutbound(BjCase):
         second = push.cron_sync(config)
         self.assertEqual((second.sent, second.skipped, second.job_ids), (0, 3, []))
         self.assertFalse(self.sink.requests)
+
+    def test_detached_log_write_outside_tests(self):
+        """Outside tests a log row commits at once on the log connection, else through a detached cursor."""
+        self.addCleanup(log_connection.close_all)
+        Log = self.env["bj.api.log"].sudo()
+        vals = {"direction": "out", "method": "POST", "url": "https://bj-out.test/x", "status": "success",
+                "request_data": "a\x00b", "duration_ms": 7}  # no config: another connection cannot see this test's
+        with patch.object(transaction, "under_test", return_value=False):
+            log = Log._write_detached([dict(vals)])
+        self.assertTrue(log.id)
+        dbname = self.env.cr.dbname
+        with log_connection.cursor(dbname) as cr:  # committed: another connection sees it
+            cr.execute("SELECT name, request_data, duration_ms, create_uid FROM bj_api_log WHERE id = %s", [log.id])
+            row = cr.fetchone()
+            cr.execute("DELETE FROM bj_api_log WHERE id = %s", [log.id])
+        self.assertEqual(row, ("POST https://bj-out.test/x", "a\\u0000b", 7, self.env.uid))
+
+        @contextlib.contextmanager
+        def broken(dbname, params=None):
+            raise psycopg2.OperationalError("down")
+            yield
+
+        with patch.object(transaction, "under_test", return_value=False), \
+                patch.object(log_connection, "cursor", broken):
+            fallback = Log._write_detached([dict(vals)])  # the detached cursor: the test's transaction here
+        self.assertEqual(fallback.exists().name, "POST https://bj-out.test/x")

@@ -9,6 +9,7 @@ current cursor, and nothing commits.
 
 import contextlib
 import itertools
+import logging
 import threading
 
 import psycopg2
@@ -18,6 +19,8 @@ from odoo.modules import module as odoo_module
 from odoo.tools import SQL
 
 from . import log_connection
+
+_logger = logging.getLogger(__name__)
 
 _ISOLATION_LEVELS = {name: name for name in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")}
 
@@ -63,8 +66,8 @@ def run_detached(env, fn, isolation=None, synchronous=True):
     try:
         with log_connection.cursor(env.cr.dbname) as cr:
             return fn(cr)
-    except psycopg2.Error:
-        pass  # warned once and dropped by log_connection
+    except psycopg2.Error as exc:  # warned once and dropped by log_connection
+        _logger.debug("bj_api_sync: log connection unavailable (%s): detached cursor", type(exc).__name__)
     with detached_env(env, isolation=isolation, synchronous=synchronous) as detached:
         return fn(detached.cr)
 

@@ -716,5 +716,7 @@ class TestOutbound(BjCase):
 
         with patch.object(transaction, "under_test", return_value=False), \
                 patch.object(log_connection, "cursor", broken):
-            fallback = Log._write_detached([dict(vals)])  # the detached cursor: the test's transaction here
-        self.assertEqual(fallback.exists().name, "POST https://bj-out.test/x")
+            fallback = Log._write_detached([dict(vals)])  # the detached cursor (a real one: committed)
+        with log_connection.cursor(dbname) as cr:
+            cr.execute("DELETE FROM bj_api_log WHERE id = %s RETURNING name", [fallback.id])
+            self.assertEqual(cr.fetchall(), [("POST https://bj-out.test/x",)])

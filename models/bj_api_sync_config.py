@@ -590,7 +590,7 @@ class BjApiSyncConfig(models.Model):
                 vals["pause_reason"] = "manual"
         configs = super().create(vals_list)
         configs._post_secret_changes(set().union(*(vals.keys() for vals in vals_list)))
-        self._forget_inbound_configs()
+        configs._forget_inbound_configs(())
         return configs
 
     def write(self, vals):
@@ -603,7 +603,7 @@ class BjApiSyncConfig(models.Model):
             # another client, secret, server or scope: the cached token is not theirs
             vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
-        self._forget_inbound_configs()
+        self._forget_inbound_configs(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
             self._check_lines_model()
@@ -637,7 +637,7 @@ class BjApiSyncConfig(models.Model):
         lines.unlink()
         # a deletion rule left behind would make every deletion of its model fail
         triggers.owned_delete_rules(self.sudo()).unlink()
-        self._forget_inbound_configs()
+        self._forget_inbound_configs(())
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -744,10 +744,18 @@ class BjApiSyncConfig(models.Model):
             return 0, ()
         return config.id, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
 
-    @api.model
-    def _forget_inbound_configs(self):
+    def _forget_inbound_configs(self, fnames=None):
         """Clear the inbound lookup now and again once the change commits (a request served
-        meanwhile by another thread may have cached the values it still saw)."""
+        meanwhile by another thread may have cached the values it still saw).
+
+        Called on ``self`` with the written ``fnames``: only when an inbound configuration or
+        its endpoint changes, as the cache is the registry's and outbound configurations are
+        written by the delivery itself (failure counters, pauses).
+        """
+        if fnames is not None and not {"request_type", "endpoint"} & set(fnames) and not any(
+            config.request_type == "in" for config in self.sudo()
+        ):
+            return
         self.env.registry.clear_cache()
         self.env.cr.postcommit.add(self.env.registry.clear_cache)
 

@@ -1,7 +1,7 @@
 import logging
 from urllib.parse import urlsplit
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import MissingError, UserError, ValidationError
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
@@ -590,6 +590,7 @@ class BjApiSyncConfig(models.Model):
                 vals["pause_reason"] = "manual"
         configs = super().create(vals_list)
         configs._post_secret_changes(set().union(*(vals.keys() for vals in vals_list)))
+        configs._forget_inbound_configs(())
         return configs
 
     def write(self, vals):
@@ -602,6 +603,7 @@ class BjApiSyncConfig(models.Model):
             # another client, secret, server or scope: the cached token is not theirs
             vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
+        self._forget_inbound_configs(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
             self._check_lines_model()
@@ -635,6 +637,7 @@ class BjApiSyncConfig(models.Model):
         lines.unlink()
         # a deletion rule left behind would make every deletion of its model fail
         triggers.owned_delete_rules(self.sudo()).unlink()
+        self._forget_inbound_configs(())
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -714,6 +717,47 @@ class BjApiSyncConfig(models.Model):
     def _compute_has_headers(self):
         for config in self:
             config.has_headers = bool(config.header_ids)
+
+    # ---------------------------------------------------------------- inbound lookup
+    @api.model
+    def _inbound_config(self, endpoint, fnames):
+        """The active inbound configuration of ``endpoint`` with ``fnames`` in the cache (or none).
+
+        Every inbound request starts here: the values come from a registry cache (no query)
+        which any change of a configuration, of its Headers rows or of an HTTP method clears,
+        in every worker (Odoo's cache signaling), as Odoo does for its access rules.
+        """
+        config_id, cached = self._inbound_config_values(endpoint, tuple(fnames))
+        config = self.browse(config_id)
+        if config_id:
+            for fname, value in cached:
+                self.env.cache.insert_missing(config, self._fields[fname], [value])
+        return config
+
+    @api.model
+    @tools.ormcache("endpoint", "fnames")
+    def _inbound_config_values(self, endpoint, fnames):
+        config = self.sudo().with_context(active_test=True).search_fetch(
+            [("request_type", "=", "in"), ("endpoint", "=", endpoint)], list(fnames), limit=1
+        )
+        if not config:
+            return 0, ()
+        return config.id, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
+
+    def _forget_inbound_configs(self, fnames=None):
+        """Clear the inbound lookup now and again once the change commits (a request served
+        meanwhile by another thread may have cached the values it still saw).
+
+        Called on ``self`` with the written ``fnames``: only when an inbound configuration or
+        its endpoint changes, as the cache is the registry's and outbound configurations are
+        written by the delivery itself (failure counters, pauses).
+        """
+        if fnames is not None and not {"request_type", "endpoint"} & set(fnames) and not any(
+            config.request_type == "in" for config in self.sudo()
+        ):
+            return
+        self.env.registry.clear_cache()
+        self.env.cr.postcommit.add(self.env.registry.clear_cache)
 
     def _header_rows(self):
         """The Headers rows: none read when the stored ``has_headers`` says there are none."""

@@ -47,8 +47,20 @@ class BjApiSyncHeader(models.Model):
     def _bj_masked_extra_fields(self):
         return ["value"]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        headers = super().create(vals_list)
+        headers.config_id._forget_inbound_configs(())  # the configuration's has_headers
+        return headers
+
+    def unlink(self):
+        self.config_id._forget_inbound_configs(())
+        return super().unlink()
+
     def write(self, vals):
         result = super().write(vals)
+        if "config_id" in vals:
+            self.env["bj.api.sync.config"]._forget_inbound_configs()  # the old and the new configuration
         if vals.get("secret"):
             # A row turned secret: move its clear value into the encrypted column.
             for header in self.filtered("value_plain"):

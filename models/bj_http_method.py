@@ -12,3 +12,9 @@ class BjHttpMethod(models.Model):
     _sql_constraints = [
         ("name_unique", "unique(name)", "An HTTP method with this name already exists."),
     ]
+
+    def write(self, vals):
+        result = super().write(vals)
+        if {"name", "sequence"} & set(vals):
+            self.env["bj.api.sync.config"]._forget_inbound_configs()  # the configurations' method_names
+        return result

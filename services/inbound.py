@@ -221,10 +221,8 @@ class _Call:
         if not ENDPOINT_RE.fullmatch(self.endpoint):
             # Not a name a configuration can have (NUL bytes, '../', quotes...): no query needed.
             raise SyncError(self.env._("Endpoint not found"), status=404)
-        # One query for the search and the columns every request reads.
-        config = self.env["bj.api.sync.config"].search_fetch(
-            [("request_type", "=", "in"), ("endpoint", "=", self.endpoint)], CONFIG_FIELDS, limit=1
-        )
+        # The columns every request reads, from the registry cache of the configurations.
+        config = self.env["bj.api.sync.config"]._inbound_config(self.endpoint, CONFIG_FIELDS)
         if not config or not self.endpoint:
             raise SyncError(self.env._("Endpoint not found"), status=404)
         return config

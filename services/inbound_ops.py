@@ -53,7 +53,7 @@ def _op_list(call, config):
     """
     domain, limit, offset = _list_query(call, config)
     Model = config.env[call.res_model]
-    records = Model.search(domain, offset=offset, limit=limit + 1 if limit else None, order="id")
+    records = mapping.search(config, domain, offset=offset, limit=limit + 1 if limit else None, order="id")
     more = bool(limit) and len(records) > limit
     if more:
         records = records[:limit]

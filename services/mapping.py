@@ -49,7 +49,7 @@ from .mapping_deserialize import (
     without_unchanged,
 )
 from .mapping_plan import MAX_DEPTH, plan_scope, version_probe
-from .mapping_serialize import runs_scripts, serialize
+from .mapping_serialize import runs_scripts, search, serialize
 
 __all__ = [
     "MAX_DEPTH",
@@ -58,6 +58,7 @@ __all__ = [
     "identifier_key",
     "identifier_value",
     "plan_scope",
+    "search",
     "runs_scripts",
     "serialize",
     "upsert",

@@ -38,6 +38,7 @@ from datetime import timedelta
 import psycopg2
 
 from odoo import fields
+from odoo.tools import SQL
 
 from ..lib.api import BODY_METHODS
 from . import circuit_breaker, deletes, parallel, workers
@@ -206,57 +207,59 @@ REQUEUE_SQL = """
 def enqueue(config, requests):
     """Write one pending job per ``OutboundRequest``; returns the jobs."""
     Job = config.env["bj.api.sync.job"].sudo()
-    vals_list = _without_duplicates(config, [Job._vals_from_request(config, request) for request in requests])
-    jobs = Job.create(vals_list)
-    if jobs and not _worker_due(config.env):
+    vals_list = [Job._vals_from_request(config, request) for request in requests]
+    latest, worker_due = _pending_bodies(config, vals_list)
+    jobs = Job.create(_without_duplicates(vals_list, latest))
+    if jobs and not worker_due:
         jobs._trigger_worker()
     return jobs
 
 
-def _worker_due(env):
-    """Whether the worker cron already has a trigger due now (another one would add nothing).
+def _pending_bodies(config, vals_list):
+    """``(latest body by (model, ids, url, method) of the pending jobs of these records,
+    whether the worker cron already has a trigger due now)``, in one query.
 
-    A save firing an automation rule queues a job per transaction: one query here instead of
-    a trigger row, its cron read and a NOTIFY on a separate connection at commit, every time.
+    A save firing an automation rule queues a job per transaction: the trigger check spares
+    a trigger row, its cron read and a NOTIFY on a separate connection at commit, every time
+    (another trigger due now would add nothing).
     """
+    env = config.env
     cron_id = env["ir.model.data"]._xmlid_to_res_id(
         "bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False
     )
-    if not cron_id:
-        return False
+    env["bj.api.sync.job"].flush_model(["config_id", "state", "attempts", "res_ids", "res_model", "url", "method",
+                                        "payload"])
     env["ir.cron.trigger"].flush_model()
-    env.cr.execute(
-        "SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= (now() AT TIME ZONE 'UTC') LIMIT 1",
-        [cron_id],
-    )
-    return bool(env.cr.fetchone())
+    due = SQL(
+        "EXISTS (SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= (now() AT TIME ZONE 'UTC'))",
+        cron_id,
+    ) if cron_id else SQL("FALSE")
+    env.cr.execute(SQL(
+        "SELECT j.res_model, j.res_ids, j.url, j.method, j.payload, %s FROM (SELECT 1) AS one"
+        " LEFT JOIN bj_api_sync_job j ON j.config_id = %s AND j.state = 'pending'"
+        " AND COALESCE(j.attempts, 0) = 0 AND j.res_ids IN %s ORDER BY j.id DESC",
+        due, config.id, tuple({vals["res_ids"] for vals in vals_list}) or (None,),
+    ))
+    rows = env.cr.fetchall()
+    latest = {}
+    for res_model, res_ids, url, method, payload, _due in rows:
+        if res_ids is not None:
+            latest.setdefault((res_model, res_ids, url or False, method or False), payload or False)
+    return latest, rows[0][5]
 
 
-def _without_duplicates(config, vals_list):
+def _without_duplicates(vals_list, latest):
     """Drop a job whose record already waits in a pending job with the same body.
 
     Automation rules fire several times in one save (once per recomputed field); the
     remote needs the record's state once, not once per recompute.
     """
-    pending = config.env["bj.api.sync.job"].sudo().search_fetch(
-        [
-            ("config_id", "=", config.id),
-            ("state", "=", "pending"),
-            ("attempts", "=", 0),
-            ("res_ids", "in", list({vals["res_ids"] for vals in vals_list})),
-        ],
-        ["res_model", "res_ids", "url", "method", "payload"],
-        order="id desc",
-    )
-    latest = {}
-    for job in pending:
-        latest.setdefault((job.res_model, job.res_ids, job.url, job.method), job.payload)
     kept = []
     for vals in vals_list:
-        key = (vals["res_model"], vals["res_ids"], vals["url"], vals["method"])
-        if key in latest and latest[key] == vals["payload"]:
+        key = (vals["res_model"], vals["res_ids"], vals["url"] or False, vals["method"] or False)
+        if key in latest and latest[key] == (vals["payload"] or False):
             continue
-        latest[key] = vals["payload"]
+        latest[key] = vals["payload"] or False
         kept.append(vals)
     return kept
 

@@ -127,6 +127,28 @@ class TestInbound(InboundCase):
         config.sudo().bearer_token_encrypted = config._bj_secret_box().encrypt("Bearer raw-token")
         self.assertStatus(self.call("GET", "/bearer-ep", token="raw-token"), 200)
 
+    def test_cached_configuration_follows_every_change(self):
+        """The lookup of an endpoint's configuration is cached: each change must be seen by the next request."""
+        config = self._in_config("cached-ep", auth_type="bearer", bearer_token="first-token")
+        self.assertStatus(self.call("GET", "/cached-ep", token="first-token"), 200)
+        config.bearer_token = "second-token"
+        self.assertStatus(self.call("GET", "/cached-ep", token="first-token"), 401)
+        self.assertStatus(self.call("GET", "/cached-ep", token="second-token"), 200)
+        # a Headers row sets the stored has_headers by recomputation, not by write()
+        self.assertNotIn("X-Served-By", self.call("GET", "/cached-ep", token="second-token").headers)
+        self.env["bj.api.sync.header"].create({"config_id": config.id, "key": "X-Served-By", "value": "odoo"})
+        self.assertEqual(self.call("GET", "/cached-ep", token="second-token").headers.get("X-Served-By"), "odoo")
+        config.header_ids.unlink()
+        self.assertNotIn("X-Served-By", self.call("GET", "/cached-ep", token="second-token").headers)
+        config.endpoint = "cached-renamed"
+        self.assertError(self.call("GET", "/cached-ep", token="second-token"), 404)
+        self.assertStatus(self.call("GET", "/cached-renamed", token="second-token"), 200)
+        config.active = False
+        self.assertError(self.call("GET", "/cached-renamed", token="second-token"), 404)
+        config.active = True
+        config.unlink()
+        self.assertError(self.call("GET", "/cached-renamed", token="second-token"), 404)
+
     def test_basic(self):
         self._in_config("basic-ep", auth_type="basic", login="api", password="pässword")
         good = base64.b64encode("api:pässword".encode()).decode()

@@ -242,6 +242,32 @@ class TestOutbox(BjCase):
         self.assertTrue(config.paused)
         self.assertEqual(len(self.sink.requests), 1)
 
+    def test_enqueue_coalesces_unchanged_bodies_and_adds_one_trigger(self):
+        config = self.queued_config()
+        cron = self.env.ref("bj_api_sync.ir_cron_bj_api_sync_job_worker")
+        Trigger = self.env["ir.cron.trigger"]
+        Trigger.search([("cron_id", "=", cron.id)]).unlink()
+        partner = self.partners[0]
+        first = config._make_outbound_http_request(partner, config.id).job_ids
+        self.assertEqual(len(first), 1)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
+        # due before this (test) transaction began, as a trigger of an earlier save is
+        Trigger.search([("cron_id", "=", cron.id)]).call_at = fields.Datetime.to_datetime("2000-01-01")
+        # the same record with the same body waits already: no second job, no second trigger
+        self.assertEqual(config._make_outbound_http_request(partner, config.id).job_ids, [])
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
+        # a changed body is a new job; the due trigger serves it too
+        partner.name = "Changed before delivery"
+        second = config._make_outbound_http_request(partner, config.id).job_ids
+        self.assertEqual(len(second), 1)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
+        # no trigger due (the worker consumed it): the next job adds one
+        Trigger.search([("cron_id", "=", cron.id)]).unlink()
+        self.partners[1].name = "Another"
+        self.assertEqual(len(config._make_outbound_http_request(self.partners[1], config.id).job_ids), 1)
+        self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
+        self.assertEqual(self.drain(), 3)
+
     def test_neutralized_pause_is_never_probed(self):
         config = self.queued_config()
         job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)

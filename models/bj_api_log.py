@@ -146,8 +146,8 @@ class BjApiLog(models.Model):
                                                                           or vals.get("url")))
         }
         configs = {}
-        own_cursor = cr is None
-        cr = self.env.cr if own_cursor else cr
+        own_cursor = cr is None or cr is self.env.cr
+        cr = self.env.cr if cr is None else cr
         if missing:
             cr.execute("SELECT id, company_id, name FROM bj_api_sync_config WHERE id IN %s", [tuple(missing)])
             configs = {row[0]: row[1:] for row in cr.fetchall()}
@@ -212,9 +212,8 @@ class BjApiLog(models.Model):
         """
         if not vals_list:
             return self.browse()
-        if transaction.under_test(self.env):
-            return self.browse(self.sudo()._insert_rows(vals_list).ids)
-        # Rows of another transaction: _insert_rows leaves this environment's cache alone.
+        # On another connection, rows of another transaction: _insert_rows leaves this
+        # environment's cache alone (under tests, the current cursor: it updates it).
         ids = transaction.run_detached(
             self.env, lambda cr: self.sudo()._insert_rows(vals_list, cr=cr).ids, synchronous=False
         )

@@ -412,8 +412,7 @@ def _search(plan, value, domain=None):
     model = plan.model()
     # The lines' columns come with the search (one query): what serializing the record or
     # comparing it with a payload reads next.
-    columns = [fname for fname in plan.fetch_fnames if model._fields[fname].column_type]
-    return model.search_fetch(expression.AND([plan.domain(), field_domain, domain or []]), columns)
+    return model.search_fetch(expression.AND([plan.domain(), field_domain, domain or []]), plan.fetch_columns())
 
 
 def without_unchanged(record, vals):

@@ -90,6 +90,11 @@ class _Plan:
     def model(self):
         return self.env[self.model_name]
 
+    def fetch_columns(self):
+        """The fields the lines read that have a column: what a ``search_fetch`` can bring."""
+        fields_ = self.env[self.model_name]._fields
+        return [fname for fname in self.fetch_fnames if fields_[fname].column_type]
+
 
 # ---------------------------------------------------------------------------
 # Plan cache

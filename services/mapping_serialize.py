@@ -44,7 +44,7 @@ def search(config, domain, **kwargs):
     """
     plan = get_plan(config, "out", config.env)
     model = plan.model()
-    columns = [fname for fname in plan.fetch_fnames if model._fields[fname].column_type]
+    columns = plan.fetch_columns()
     try:
         model.check_field_access_rights("read", columns)
     except AccessError:

@@ -27,6 +27,8 @@ Operations:
   push_single   outbound _make_outbound_http_request of one record (one call per record)
   push_batched  outbound batched push of 100 records
   drain         outbox: enqueue then process_due_jobs(commit=True) of --jobs jobs
+  drain_only    the same, only process_due_jobs timed (the jobs are queued before each run)
+  immediate_many  immediate delivery of the same --jobs records (what drain_only is compared with)
   rule_write    a partner write firing the queued automation rule (the rule is activated)
 """
 
@@ -78,7 +80,7 @@ def profile(registry, sink, operation, args):
         cr.commit()
         headers = {"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"}
         partners = env["res.partner"].search([("email", "=like", "p%" + PARTNER_TAG)], order="id", limit=200)
-        if operation == "drain" and args.jobs > len(partners):
+        if operation in ("drain", "drain_only", "immediate_many") and args.jobs > len(partners):
             partners = env["res.partner"].search([("email", "=like", "%" + PARTNER_TAG)], order="id", limit=args.jobs)
         counter = iter(range(10**9))
 
@@ -141,6 +143,15 @@ def profile(registry, sink, operation, args):
             done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
             assert done == len(records), done
 
+        immediate = Config.search([("name", "=", "bench immediate")])
+
+        def drain_only():
+            done = outbox.process_due_jobs(env, time_budget=3600, commit=True)
+            assert done == args.jobs, done
+
+        def enqueue_jobs():
+            push(queued, partners[: args.jobs])
+
         automation = env["base.automation"].browse(rule_config.trigger_action_id)
 
         def rule_write():
@@ -184,6 +195,8 @@ def profile(registry, sink, operation, args):
             "push_single": lambda: push(single, partners[next(counter) % len(partners)]),
             "push_batched": lambda: push(batched, partners[:100]),
             "drain": drain,
+            "drain_only": drain_only,
+            "immediate_many": lambda: push(immediate, partners[: args.jobs]),
             "rule_write": rule_write,
         }
         fn = operations[operation]
@@ -191,11 +204,18 @@ def profile(registry, sink, operation, args):
             automation.active = True
             cr.commit()
         try:
+            before = enqueue_jobs if operation == "drain_only" else None
             for _ in range(3):
+                if before:
+                    before()
                 fn()  # warm-up
             if args.sql:
+                if before:
+                    before()
                 _print_queries(fn)
-            repeat = 1 if operation == "drain" else args.repeat
+            repeat = 1 if operation in ("drain", "drain_only", "immediate_many") else args.repeat
+            if before:
+                before()
             queries = cr.sql_log_count
             detached = _count_detached(registry)
             profiler = cProfile.Profile() if args.cprofile else None

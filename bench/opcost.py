@@ -263,8 +263,12 @@ def _print_queries(fn):
     original = sql_db.Cursor.execute
 
     def execute(self, query, params=None, log_exceptions=True):
-        seen.append((id(self) % 1000, str(query.code if hasattr(query, "code") else query)))
-        return original(self, query, params, log_exceptions)
+        started = time.perf_counter()
+        try:
+            return original(self, query, params, log_exceptions)
+        finally:
+            seen.append((id(self) % 1000, str(query.code if hasattr(query, "code") else query),
+                         (time.perf_counter() - started) * 1000))
 
     sql_db.Cursor.execute = execute
     try:
@@ -272,8 +276,18 @@ def _print_queries(fn):
     finally:
         sql_db.Cursor.execute = original
         _log_queries[0] = None
-    for cursor, text in seen:
-        print("  [%s] %s" % (cursor if isinstance(cursor, str) else "%03d" % cursor, " ".join(text.split())[:220]))
+    if len(seen) > 60:  # a long operation: the statements grouped, slowest first
+        groups = {}
+        for _cursor, text, ms in seen:
+            key = " ".join(text.split())[:120]
+            count, total = groups.get(key, (0, 0.0))
+            groups[key] = (count + 1, total + ms)
+        for key, (count, total) in sorted(groups.items(), key=lambda item: -item[1][1]):
+            print("  %5d x %8.1f ms  %s" % (count, total, key))
+        return
+    for cursor, text, ms in seen:
+        print("  [%s] %6.2f ms %s" % (cursor if isinstance(cursor, str) else "%03d" % cursor, ms,
+                                       " ".join(text.split())[:220]))
 
 
 _detached_queries = [0]
@@ -316,7 +330,7 @@ def _watch_log_connection():
         def execute(self, query, params=None):
             _detached_queries[0] += 1
             if _log_queries[0] is not None:
-                _log_queries[0].append(("log", str(query)))
+                _log_queries[0].append(("log", str(query), 0.0))
             return self._cur.execute(query, params)
 
         def __getattr__(self, name):

@@ -2,7 +2,7 @@ import logging
 from urllib.parse import urlsplit
 
 from odoo import api, fields, models, tools
-from odoo.exceptions import MissingError, UserError, ValidationError
+from odoo.exceptions import UserError, ValidationError
 from odoo.tools.safe_eval import datetime as safe_datetime
 from odoo.tools.safe_eval import dateutil, safe_eval
 from odoo.tools.safe_eval import time as safe_time
@@ -13,6 +13,13 @@ from .bj_api_sync_secret_mixin import MASK
 
 _logger = logging.getLogger(__name__)
 
+# Written by the deliveries themselves (circuit breaker, scheduled sync, OAuth2 token) or by
+# every write: never in the configuration cache (``_cached_values``), and writing only them
+# does not clear it.
+DELIVERY_STATE_FIELDS = frozenset(
+    {"consecutive_failures", "paused", "pause_reason", "next_probe_at", "last_sync_at",
+     "oauth2_token_encrypted", "oauth2_token_expires_at", "write_date", "write_uid"}
+)
 OAUTH2_CREDENTIALS = frozenset(
     {"auth_type", "oauth2_token_url", "oauth2_client_id", "oauth2_client_secret", "oauth2_scope", "oauth2_audience",
      "oauth2_client_auth"}
@@ -590,7 +597,7 @@ class BjApiSyncConfig(models.Model):
                 vals["pause_reason"] = "manual"
         configs = super().create(vals_list)
         configs._post_secret_changes(set().union(*(vals.keys() for vals in vals_list)))
-        configs._forget_inbound_configs(())
+        configs._forget_cached_configs(())
         return configs
 
     def write(self, vals):
@@ -603,7 +610,7 @@ class BjApiSyncConfig(models.Model):
             # another client, secret, server or scope: the cached token is not theirs
             vals = dict(vals, oauth2_token_encrypted=False, oauth2_token_expires_at=False)
         result = super().write(vals)
-        self._forget_inbound_configs(vals)
+        self._forget_cached_configs(vals)
         self._post_secret_changes(vals.keys())
         if "model_id" in vals:
             self._check_lines_model()
@@ -637,7 +644,7 @@ class BjApiSyncConfig(models.Model):
         lines.unlink()
         # a deletion rule left behind would make every deletion of its model fail
         triggers.owned_delete_rules(self.sudo()).unlink()
-        self._forget_inbound_configs(())
+        self._forget_cached_configs(())
         return super().unlink()
 
     def copy_data(self, default=None):
@@ -700,13 +707,37 @@ class BjApiSyncConfig(models.Model):
             config = self.env.ref(config_id_ref)
         else:
             config = self.browse(int(config_id_ref))
-        if config._name != self._name or len(config) != 1:
+        if config._name != self._name or len(config) != 1 or not config._load_cached_values():
             raise UserError(self.env._("API configuration %s does not exist.", config_id_ref))
-        try:
-            config.sudo().request_type  # noqa: B018 - reads the whole row (used next), or finds it missing
-        except MissingError:
-            raise UserError(self.env._("API configuration %s does not exist.", config_id_ref)) from None
         return config
+
+    def _load_cached_values(self):
+        """The configuration's settings put in the cache from the registry's (no query);
+        False when it does not exist.
+
+        Every outbound call (each save firing an automation rule, each cron run) starts
+        here. Any change of a configuration, of its lines, Headers rows or HTTP methods
+        clears that cache in every worker (``_forget_cached_configs``); the fields the
+        deliveries write (``DELIVERY_STATE_FIELDS``) are not in it and are read when used.
+        """
+        self.ensure_one()
+        found, cached = self._cached_values(self.id)
+        for fname, value in cached:
+            self.env.cache.insert_missing(self, self._fields[fname], [value])
+        return found
+
+    @api.model
+    @tools.ormcache("config_id")
+    def _cached_values(self, config_id):
+        fnames = [
+            name for name, field in self._fields.items()
+            if field.store and field.column_type and field.prefetch is True and name not in DELIVERY_STATE_FIELDS
+        ]
+        self.flush_model(fnames)  # values computed or written in this transaction, not yet in the table
+        config = self.sudo().with_context(active_test=False).search_fetch([("id", "=", config_id)], fnames)
+        if not config:
+            return False, ()
+        return True, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
 
     @api.depends("request_type", "line_ids.direction")
     def _compute_has_write_back(self):
@@ -737,6 +768,7 @@ class BjApiSyncConfig(models.Model):
     @api.model
     @tools.ormcache("endpoint", "fnames")
     def _inbound_config_values(self, endpoint, fnames):
+        self.flush_model(fnames)
         config = self.sudo().with_context(active_test=True).search_fetch(
             [("request_type", "=", "in"), ("endpoint", "=", endpoint)], list(fnames), limit=1
         )
@@ -744,20 +776,21 @@ class BjApiSyncConfig(models.Model):
             return 0, ()
         return config.id, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
 
-    def _forget_inbound_configs(self, fnames=None):
-        """Clear the inbound lookup now and again once the change commits (a request served
-        meanwhile by another thread may have cached the values it still saw).
+    def _forget_cached_configs(self, fnames=None):
+        """Clear the configuration caches (inbound lookup, outbound settings) now and again
+        once the change commits (a request served meanwhile by another thread may have
+        cached the values it still saw) or rolls back.
 
-        Called on ``self`` with the written ``fnames``: only when an inbound configuration or
-        its endpoint changes, as the cache is the registry's and outbound configurations are
-        written by the delivery itself (failure counters, pauses).
+        ``fnames``: the written fields; a write of the deliveries' own fields only
+        (``DELIVERY_STATE_FIELDS``: failure counters, pauses, tokens) clears nothing, as the
+        cache is the registry's and a failing remote must not flush it on every attempt.
         """
-        if fnames is not None and not {"request_type", "endpoint"} & set(fnames) and not any(
-            config.request_type == "in" for config in self.sudo()
-        ):
+        if fnames and set(fnames) <= DELIVERY_STATE_FIELDS:
             return
         self.env.registry.clear_cache()
         self.env.cr.postcommit.add(self.env.registry.clear_cache)
+        # values this transaction cached after the change, and then rolled back, must go too
+        self.env.cr.postrollback.add(self.env.registry.clear_cache)
 
     def _header_rows(self):
         """The Headers rows: none read when the stored ``has_headers`` says there are none."""

@@ -70,6 +70,24 @@ class BjApiSyncConfigLine(models.Model):
         "value is taken from the remote's answer to a push (its id, a status) and written on the record.",
     )
 
+    # A line's direction decides its configuration's stored has_write_back, which the
+    # configuration cache holds: recomputed without a write of the configuration.
+    @api.model_create_multi
+    def create(self, vals_list):
+        lines = super().create(vals_list)
+        self.env["bj.api.sync.config"]._forget_cached_configs()
+        return lines
+
+    def write(self, vals):
+        result = super().write(vals)
+        if {"direction", "config_id"} & set(vals):
+            self.env["bj.api.sync.config"]._forget_cached_configs()
+        return result
+
+    def unlink(self):
+        self.env["bj.api.sync.config"]._forget_cached_configs()
+        return super().unlink()
+
     @api.depends("field_id", "api_key")
     def _compute_display_name(self):
         for line in self:

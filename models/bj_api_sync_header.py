@@ -50,17 +50,17 @@ class BjApiSyncHeader(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         headers = super().create(vals_list)
-        headers.config_id._forget_inbound_configs(())  # the configuration's has_headers
+        headers.config_id._forget_cached_configs(())  # the configuration's has_headers
         return headers
 
     def unlink(self):
-        self.config_id._forget_inbound_configs(())
+        self.config_id._forget_cached_configs(())
         return super().unlink()
 
     def write(self, vals):
         result = super().write(vals)
         if "config_id" in vals:
-            self.env["bj.api.sync.config"]._forget_inbound_configs()  # the old and the new configuration
+            self.env["bj.api.sync.config"]._forget_cached_configs()  # the old and the new configuration
         if vals.get("secret"):
             # A row turned secret: move its clear value into the encrypted column.
             for header in self.filtered("value_plain"):

@@ -8,7 +8,7 @@ from odoo.exceptions import UserError
 from ..lib.api import BODY_METHODS
 from ..services import outbox, workers
 from ..services.outbound_build import OutboundRequest
-from .bj_api_log import _pretty
+from .bj_api_log import _pretty, drop_full_indexes
 
 _logger = logging.getLogger(__name__)
 
@@ -22,7 +22,10 @@ class BjApiSyncJob(models.Model):
     config_id = fields.Many2one(
         "bj.api.sync.config", string="Configuration", required=True, ondelete="cascade", index=True
     )
-    company_id = fields.Many2one(related="config_id.company_id", store=True, index=True)
+    # A job is two or three row versions (queued, claimed, done), each paying for every index:
+    # company and state have a handful of values; the searches on open states use the partial
+    # indexes of init().
+    company_id = fields.Many2one(related="config_id.company_id", store=True)
     res_model = fields.Char(string="Model")
     res_ids = fields.Char(string="Record IDs", help="Comma-separated ids of the records in this job.")
     payload = fields.Text(help="The JSON body to send, built when the job was queued.")
@@ -42,7 +45,6 @@ class BjApiSyncJob(models.Model):
         ],
         default="pending",
         required=True,
-        index=True,
     )
     attempts = fields.Integer(readonly=True)
     next_attempt_at = fields.Datetime(  # indexed for the claim by bj_api_sync_job_config_due_idx (init)
@@ -87,6 +89,7 @@ class BjApiSyncJob(models.Model):
             "(config_id, next_attempt_at, id) WHERE state = 'pending'"
         )
         self.env.cr.execute("DROP INDEX IF EXISTS bj_api_sync_job_due_idx")
+        drop_full_indexes(self.env.cr, self._table, ["company_id", "state"])  # no longer indexed (see the fields)
         # Running jobs per configuration (its share of Max Parallel Requests over all workers)
         # and per worker (jobs of a worker that is gone).
         self.env.cr.execute(

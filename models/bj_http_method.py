@@ -16,5 +16,5 @@ class BjHttpMethod(models.Model):
     def write(self, vals):
         result = super().write(vals)
         if {"name", "sequence"} & set(vals):
-            self.env["bj.api.sync.config"]._forget_inbound_configs()  # the configurations' method_names
+            self.env["bj.api.sync.config"]._forget_cached_configs()  # the configurations' method_names
         return result

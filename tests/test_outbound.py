@@ -9,7 +9,7 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import Command
+from odoo import Command, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -127,6 +127,38 @@ class TestOutbound(BjCase):
         for ref in (gone_id, str(gone_id), Config.browse(gone_id)):
             with self.assertRaisesRegex(UserError, r"API configuration \S*%s\S* does not exist" % gone_id):
                 user_env["bj.api.sync.config"]._make_outbound_http_request(self.p1, ref)
+        self.assertEqual(len(self.sink.requests), 2)
+
+    def test_cached_settings_follow_every_change_but_not_the_deliveries_own_writes(self):
+        """An outbound call takes the configuration's settings from a registry cache."""
+        config = self.out_config()
+        Config = self.env["bj.api.sync.config"]
+
+        def send(partner):
+            self.env.invalidate_all()  # a new transaction's empty cache: the values come from the registry's
+            return Config._make_outbound_http_request(partner, config.id)
+
+        self.assertTrue(send(self.p1).success)
+        cached = Config._cached_values(config.id)
+        # the deliveries' own writes (circuit breaker, scheduled sync) keep it, and are read fresh
+        config.write({"consecutive_failures": 2, "last_sync_at": fields.Datetime.now()})
+        self.assertIs(Config._cached_values(config.id), cached)
+        self.env.invalidate_all()
+        self.assertEqual(Config.browse(config.id).consecutive_failures, 2)
+        # an edited setting is seen by the next call
+        config.url = self.sink.url("/moved")
+        self.assertIsNot(Config._cached_values(config.id), cached)
+        send(self.p2)
+        self.assertEqual(self.sink.requests[-1].path, "/moved")
+        # a line added on its own recomputes the stored has_write_back: the cache follows
+        self.assertFalse(Config.browse(config.id).has_write_back)
+        self.env["bj.api.sync.config.line"].create(
+            self._line("res.partner", "ref", "remote_id", direction="in", config_id=config.id)[2]
+        )
+        self.env.invalidate_all()
+        self.assertTrue(Config.browse(config.id).has_write_back)
+        config.active = False
+        self.assertFalse(send(self.p3).success)
         self.assertEqual(len(self.sink.requests), 2)
 
     def test_automation_rule_fires_on_partner_write(self):

@@ -268,6 +268,32 @@ class TestOutbox(BjCase):
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
         self.assertEqual(self.drain(), 3)
 
+    def test_queue_and_log_rows_pay_only_for_the_indexes_their_queries_use(self):
+        """Every job row version and every log row writes an entry in each full index of its table."""
+
+        def full_indexes(table):
+            self.env.cr.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef NOT LIKE '%% WHERE %%'",
+                [table],
+            )
+            return {name for (name,) in self.env.cr.fetchall()}
+
+        self.assertEqual(
+            full_indexes("bj_api_sync_job"),
+            {"bj_api_sync_job_pkey", "bj_api_sync_job_idempotency_key_unique", "bj_api_sync_job__config_id_index"},
+        )
+        self.assertEqual(
+            full_indexes("bj_api_log"),
+            {"bj_api_log_pkey", "bj_api_log__status_index", "bj_api_log_config_id_create_date_idx",
+             "bj_api_log_config_status_date_idx", "bj_api_log_create_date_idx"},
+        )
+        # the worker's searches on open states still find an index
+        self.env.cr.execute("SET LOCAL enable_seqscan = off")
+        self.env.cr.execute("EXPLAIN SELECT count(*) FROM bj_api_sync_job WHERE state = 'pending'")
+        plan = "\n".join(row[0] for row in self.env.cr.fetchall())
+        self.env.cr.execute("SET LOCAL enable_seqscan = on")
+        self.assertIn("bj_api_sync_job_config_due_idx", plan)
+
     def test_neutralized_pause_is_never_probed(self):
         config = self.queued_config()
         job = self.env["bj.api.sync.job"].browse(config._make_outbound_http_request(self.partners[0], config.id).job_ids)

@@ -3,6 +3,8 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import api, fields, models, tools
 from odoo.tools import SQL
 from odoo.tools.sql import drop_index
@@ -257,6 +259,24 @@ def drop_full_indexes(cr, table, columns):
     )
     for (name,) in cr.fetchall():
         drop_index(cr, name, table)
+
+
+def use_lz4(cr, table, columns):
+    """Bodies over 2 kB are compressed by PostgreSQL on every insert: lz4 (PostgreSQL 14+, when
+    built with it) does it in a fifth of the time of the default pglz, for the same size."""
+    cr.execute(
+        "SELECT attname FROM pg_attribute"
+        " WHERE attrelid = %s::regclass AND attname = ANY(%s) AND attcompression <> 'l'",
+        [table, columns],
+    )
+    for (column,) in cr.fetchall():
+        try:
+            with cr.savepoint(flush=False):
+                cr.execute(SQL("ALTER TABLE %s ALTER COLUMN %s SET COMPRESSION lz4",
+                               SQL.identifier(table), SQL.identifier(column)))
+        except psycopg2.Error:
+            _logger.info("bj_api_sync: PostgreSQL without lz4: %s.%s keeps the default compression", table, column)
+            return
 
 
 def _pretty(text):

@@ -3,6 +3,8 @@ the dashboard, the metrics and the Sync Status dialog read through."""
 
 from odoo import fields, models, tools
 
+from .bj_api_log import use_lz4
+
 HOUR_FORMAT = "%Y-%m-%d %H:00"
 
 
@@ -37,4 +39,6 @@ class BjApiLog(models.Model):
         )
         # The graph and pivot views' "last 24 hours" over every configuration.
         tools.create_index(self.env.cr, "bj_api_log_create_date_idx", self._table, ["create_date"])
+        use_lz4(self.env.cr, self._table, ["request_data", "response_data"])
         return result
+

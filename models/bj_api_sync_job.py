@@ -8,7 +8,7 @@ from odoo.exceptions import UserError
 from ..lib.api import BODY_METHODS
 from ..services import outbox, workers
 from ..services.outbound_build import OutboundRequest
-from .bj_api_log import _pretty, drop_full_indexes
+from .bj_api_log import _pretty, drop_full_indexes, use_lz4
 
 _logger = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class BjApiSyncJob(models.Model):
         )
         self.env.cr.execute("DROP INDEX IF EXISTS bj_api_sync_job_due_idx")
         drop_full_indexes(self.env.cr, self._table, ["company_id", "state"])  # no longer indexed (see the fields)
+        use_lz4(self.env.cr, self._table, ["payload"])
         # Running jobs per configuration (its share of Max Parallel Requests over all workers)
         # and per worker (jobs of a worker that is gone).
         self.env.cr.execute(

@@ -137,14 +137,19 @@ def prepare(config):
     return config.sudo().with_company(config.company_id)
 
 
-def refusal(config):
-    """Why ``config`` must not send now, or None."""
+def refusal(config, queuing=False):
+    """Why ``config`` must not send now, or None.
+
+    ``queuing``: the call only queues jobs, which a paused configuration does too (they wait
+    for Resume or a successful probe): its pause is not read, so a save firing the rule
+    reads nothing the deliveries write (see ``bj.api.sync.config._load_cached_values``).
+    """
     env = config.env
     if config.request_type != "out":
         return env._("'%s' is not an outbound configuration.", config.name)
     if not config.active:
         return env._("Configuration '%s' is archived: nothing was sent.", config.name)
-    if config.paused:
+    if not queuing and config.paused:
         return env._("Configuration '%s' is paused: nothing was sent. Resume it to send again.", config.name)
     return None
 

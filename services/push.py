@@ -40,9 +40,9 @@ def make_outbound_request(config, records, timeout=None, **kwargs):
         return SyncResult(skipped=len(records), message=env._("Written back from '%s': not sent again.", config.name))
     pulling = config._get_http_method() == "GET"
     queued = config.delivery == "queued" and not pulling
-    reason = refusal(config)
     # A paused queued config still queues: its jobs wait for Resume or a successful probe.
-    if reason and not (queued and config.paused and config.active and config.request_type == "out"):
+    reason = refusal(config, queuing=queued)
+    if reason:
         return skip(config, records, reason)
     if pulling:
         return pull(config, records, timeout=timeout)

@@ -50,16 +50,13 @@ from .transaction import may_commit
 _logger = logging.getLogger(__name__)
 
 STALE_MINUTES_PARAM = "bj_api_sync.job_stale_minutes"
-# Jobs per claim at most. Each claim is a transaction (its commit clears the cache: jobs and
-# configurations read again) and two statements: 250 rather than 100 made a drain of 3,000
-# jobs 0.90 of immediate delivery instead of 0.83 (bench/README.md, issue 16).
-DEFAULT_BATCH = 250
+DEFAULT_BATCH = 100  # jobs per claim at most
 DEFAULT_TIME_BUDGET = 50.0  # seconds per cron call; the cron is re-run at once while work remains
 COMMIT_INTERVAL = 1.0  # seconds: the longest a delivered job's state waits for its commit
 CLAIM_INTERVAL = 0.2  # seconds: the longest a free slot waits for a claim while other requests are in flight
 IDLE_CLAIM_INTERVAL = 1.0  # the same after a claim that found nothing (new jobs, retries coming due)
 REQUEUE_INTERVAL = 5.0  # seconds between two looks for orphaned jobs during a run
-PREFETCH = 60  # shares of a configuration's jobs a worker alone with them may hold (see CLAIM_SQL)
+PREFETCH = 25  # shares of a configuration's jobs a worker alone with them may hold (see CLAIM_SQL)
 LINGER = 0.002  # seconds: how long other answers are awaited once one came in (one claim for a burst)
 WAKE_INTERVAL = 1.0  # seconds between two wake-ups of the other workers by one run
 CONTENDED_PAUSE = 0.02  # seconds before claiming again when another worker held the configurations

@@ -9,7 +9,7 @@ from unittest.mock import patch
 
 import psycopg2
 
-from odoo import Command, fields
+from odoo import SUPERUSER_ID, Command, api, fields
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -160,6 +160,38 @@ class TestOutbound(BjCase):
         config.active = False
         self.assertFalse(send(self.p3).success)
         self.assertEqual(len(self.sink.requests), 2)
+
+    def test_cached_settings_of_a_rolled_back_change_are_forgotten(self):
+        """A transaction that changes a configuration and caches the change, then rolls back, leaves no trace."""
+        registry = self.env.registry
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            config_id = env["bj.api.sync.config"].create({
+                "name": "Rollback %s" % uuid.uuid4().hex[:6], "request_type": "out",
+                "url": "https://before.example.com/x", "model_id": self.partner_model.id,
+                "http_method_ids": [Command.set([env.ref("bj_api_sync.http_method_post").id])],
+            }).id
+            cr.commit()  # pylint: disable=invalid-commit
+
+        def remove():
+            with registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})["bj.api.sync.config"].browse(config_id).unlink()
+                cr.commit()  # pylint: disable=invalid-commit
+
+        self.addCleanup(remove)
+
+        def cached_url():
+            with registry.cursor() as cr:  # a transaction of its own: sees what is committed
+                found, values = api.Environment(cr, SUPERUSER_ID, {})["bj.api.sync.config"]._cached_values(config_id)
+                return found and dict(values)["url"]
+
+        self.assertEqual(cached_url(), "https://before.example.com/x")
+        with registry.cursor() as cr:
+            Config = api.Environment(cr, SUPERUSER_ID, {})["bj.api.sync.config"]
+            Config.browse(config_id).url = "https://after.example.com/x"
+            self.assertEqual(dict(Config._cached_values(config_id)[1])["url"], "https://after.example.com/x")
+            cr.rollback()
+        self.assertEqual(cached_url(), "https://before.example.com/x")
 
     def test_automation_rule_fires_on_partner_write(self):
         config = self.out_config()

@@ -258,6 +258,16 @@ def ensure_partners(env, count, prefix):
     return Partner.search(domain, order="id", limit=count)
 
 
+def point_outbound_at(env, sink):
+    """Send every Out configuration of a kept bench database to ``sink`` (a new port each run), committed."""
+    env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
+    Config = env["bj.api.sync.config"].with_context(active_test=False)
+    for config in Config.search([("request_type", "=", "out")]):
+        config.url = sink.url("/partners")
+    env.cr.commit()
+    return Config
+
+
 def make_config(env, sink, name, paginated=False, log_payloads=True, **vals):
     """An Out configuration of the bench partners to the sink (``vals`` override the defaults)."""
     from odoo import Command  # noqa: PLC0415

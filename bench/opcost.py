@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ENDPOINT, PARTNER_TAG, TOKEN, Sink, load_env_sh, open_registry  # noqa: E402
+from common import ENDPOINT, PARTNER_TAG, TOKEN, Sink, load_env_sh, open_registry, point_outbound_at  # noqa: E402
 
 
 def main():
@@ -73,11 +73,7 @@ def profile(registry, sink, operation, args):
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
-        Config = env["bj.api.sync.config"].with_context(active_test=False)
-        for config in Config.search([("request_type", "=", "out")]):
-            config.url = sink.url("/partners")
-        cr.commit()
+        Config = point_outbound_at(env, sink)
         headers = {"Authorization": "Bearer %s" % TOKEN, "Content-Type": "application/json"}
         partners = env["res.partner"].search([("email", "=like", "p%" + PARTNER_TAG)], order="id", limit=200)
         if operation in ("drain", "drain_only", "immediate_many") and args.jobs > len(partners):

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import PARTNER_TAG, Sink, load_env_sh, open_registry  # noqa: E402
+from common import PARTNER_TAG, Sink, load_env_sh, open_registry, point_outbound_at  # noqa: E402
 
 
 def main():
@@ -46,11 +46,7 @@ def run(registry, sink, args, variants):
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")
-        Config = env["bj.api.sync.config"].with_context(active_test=False)
-        for config in Config.search([("request_type", "=", "out")]):
-            config.url = sink.url("/partners")
-        cr.commit()
+        Config = point_outbound_at(env, sink)
         partners = env["res.partner"].search([("email", "=like", "%" + PARTNER_TAG)], order="id", limit=args.jobs)
         queued = Config.search([("name", "=", "bench queued")])
         immediate = Config.search([("name", "=", "bench immediate")])

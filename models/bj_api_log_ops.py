@@ -41,4 +41,3 @@ class BjApiLog(models.Model):
         tools.create_index(self.env.cr, "bj_api_log_create_date_idx", self._table, ["create_date"])
         use_lz4(self.env.cr, self._table, ["request_data", "response_data"])
         return result
-

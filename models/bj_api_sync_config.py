@@ -722,8 +722,7 @@ class BjApiSyncConfig(models.Model):
         """
         self.ensure_one()
         found, cached = self._cached_values(self.id)
-        for fname, value in cached:
-            self.env.cache.insert_missing(self, self._fields[fname], [value])
+        self._put_in_cache(cached)
         return found
 
     @api.model
@@ -737,7 +736,7 @@ class BjApiSyncConfig(models.Model):
         config = self.sudo().with_context(active_test=False).search_fetch([("id", "=", config_id)], fnames)
         if not config:
             return False, ()
-        return True, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
+        return True, config._cached_pairs(fnames)
 
     @api.depends("request_type", "line_ids.direction")
     def _compute_has_write_back(self):
@@ -761,8 +760,7 @@ class BjApiSyncConfig(models.Model):
         config_id, cached = self._inbound_config_values(endpoint, tuple(fnames))
         config = self.browse(config_id)
         if config_id:
-            for fname, value in cached:
-                self.env.cache.insert_missing(config, self._fields[fname], [value])
+            config._put_in_cache(cached)
         return config
 
     @api.model
@@ -774,7 +772,16 @@ class BjApiSyncConfig(models.Model):
         )
         if not config:
             return 0, ()
-        return config.id, tuple((fname, config.env.cache.get(config, config._fields[fname])) for fname in fnames)
+        return config.id, config._cached_pairs(fnames)
+
+    def _cached_pairs(self, fnames):
+        """``((fname, value in cache format), ...)`` of a fetched configuration: what the registry caches keep."""
+        return tuple((fname, self.env.cache.get(self, self._fields[fname])) for fname in fnames)
+
+    def _put_in_cache(self, cached):
+        """Values from ``_cached_pairs`` into this environment's cache, where nothing fresher is."""
+        for fname, value in cached:
+            self.env.cache.insert_missing(self, self._fields[fname], [value])
 
     def _forget_cached_configs(self, fnames=None):
         """Clear the configuration caches (inbound lookup, outbound settings) now and again

@@ -54,6 +54,8 @@ def main():
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--cprofile", type=int, default=0, help="print the N most expensive functions")
+    parser.add_argument("--callees", action="append", default=[], metavar="REGEX",
+                        help="with --cprofile: what the functions matching REGEX spend their time in")
     parser.add_argument("--sql", action="store_true", help="print the queries of one operation")
     parser.add_argument("--latency-ms", type=float, default=0, help="the sink delays every answer by this much")
     args = parser.parse_args()
@@ -231,6 +233,8 @@ def profile(registry, sink, operation, args):
                 stats = pstats.Stats(profiler, stream=sys.stdout)
                 stats.sort_stats("cumulative").print_stats(args.cprofile)
                 stats.sort_stats("tottime").print_stats(args.cprofile)
+                for pattern in args.callees:
+                    stats.sort_stats("cumulative").print_callees(pattern)
         finally:
             if operation == "rule_write":
                 automation.active = False

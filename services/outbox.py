@@ -204,64 +204,90 @@ REQUEUE_SQL = """
 # --------------------------------------------------------------------------
 
 
+# One statement queues a call's jobs: the worker trigger check, the pending-body check of
+# each record and the INSERT (a save firing the rule pays one round trip, and no ORM create).
+# A job is skipped when the latest pending, never-tried job of the same config, model,
+# records, URL and method has the same body (``check``: the first job of its key in the
+# call; later ones were compared in Python, with the job before them).
+QUEUE_SQL = """
+    WITH due AS MATERIALIZED (
+        SELECT %(cron_id)s::int IS NOT NULL AND EXISTS (
+               SELECT 1 FROM ir_cron_trigger
+                WHERE cron_id = %(cron_id)s AND call_at <= (now() AT TIME ZONE 'UTC')) AS due
+    ), new AS (
+        SELECT * FROM unnest(%(res_ids)s::varchar[], %(url)s::varchar[], %(method)s::varchar[],
+                             %(payload)s::text[], %(payload_hashes)s::varchar[], %(idempotency_key)s::varchar[],
+                             %(check)s::bool[])
+                   WITH ORDINALITY AS v (res_ids, url, method, payload, payload_hashes, idempotency_key,
+                                         "check", position)
+    ), queued AS (
+        INSERT INTO bj_api_sync_job (config_id, company_id, res_model, res_ids, url, method, payload,
+                                     payload_hashes, idempotency_key, state, next_attempt_at,
+                                     create_uid, write_uid, create_date, write_date)
+        SELECT %(config_id)s, %(company_id)s, %(res_model)s, new.res_ids, new.url, new.method, new.payload,
+               new.payload_hashes, new.idempotency_key, 'pending', %(now)s,
+               %(uid)s, %(uid)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC'
+          FROM new
+         WHERE NOT new."check" OR ARRAY[COALESCE(new.payload, '')] IS DISTINCT FROM (
+               SELECT ARRAY[COALESCE(job.payload, '')] FROM bj_api_sync_job job
+                WHERE job.config_id = %(config_id)s AND job.res_model = %(res_model)s
+                  AND job.res_ids = new.res_ids AND job.state = 'pending' AND COALESCE(job.attempts, 0) = 0
+                  AND COALESCE(job.url, '') = COALESCE(new.url, '')
+                  AND COALESCE(job.method, '') = COALESCE(new.method, '')
+                ORDER BY job.id DESC LIMIT 1)
+         ORDER BY new.position
+        RETURNING id
+    )
+    SELECT (SELECT due FROM due), ARRAY(SELECT id FROM queued ORDER BY id)
+"""
+
+
 def enqueue(config, requests):
-    """Write one pending job per ``OutboundRequest``; returns the jobs."""
-    Job = config.env["bj.api.sync.job"].sudo()
-    vals_list = [Job._vals_from_request(config, request) for request in requests]
-    latest, worker_due = _pending_bodies(config, vals_list)
-    jobs = Job.create(_without_duplicates(vals_list, latest))
-    if jobs and not worker_due:
-        jobs._trigger_worker()
+    """Write one pending job per ``OutboundRequest`` (unless the same body already waits); returns the jobs.
+
+    Automation rules fire several times in one save (once per recomputed field): the
+    remote needs the record's state once, not once per recompute. The worker cron is
+    triggered unless a trigger is already due (a save firing an automation rule queues a
+    job per transaction: that spares a trigger row, its cron read and a NOTIFY at commit).
+    """
+    env = config.env
+    Job = env["bj.api.sync.job"].sudo()
+    rows = _without_duplicates([Job._vals_from_request(config, request) for request in requests])
+    if not rows:
+        return Job
+    Job.flush_model()
+    env["ir.cron.trigger"].flush_model()
+    cron_id = env["ir.model.data"]._xmlid_to_res_id(
+        "bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False
+    ) or None
+    params = {name: [vals[name] for vals in rows] for name in (
+        "res_ids", "url", "method", "payload", "payload_hashes", "idempotency_key", "check")}
+    params.update(config_id=config.id, company_id=config.company_id.id or None, res_model=config.model_name,
+                  cron_id=cron_id, uid=env.uid, now=fields.Datetime.now())  # the claims' clock
+    env.cr.execute(QUEUE_SQL, params)
+    worker_due, ids = env.cr.fetchone()
+    jobs = Job.browse(ids)
+    if ids:
+        env["bj.api.sync.config"].browse(config.id).invalidate_recordset(["job_ids"])
+        if not worker_due:
+            jobs._trigger_worker()
     return jobs
 
 
-def _pending_bodies(config, vals_list):
-    """``(latest body by (model, ids, url, method) of the pending jobs of these records,
-    whether the worker cron already has a trigger due now)``, in one query.
-
-    A save firing an automation rule queues a job per transaction: the trigger check spares
-    a trigger row, its cron read and a NOTIFY on a separate connection at commit, every time
-    (another trigger due now would add nothing).
-    """
-    env = config.env
-    cron_id = env["ir.model.data"]._xmlid_to_res_id(
-        "bj_api_sync.ir_cron_bj_api_sync_job_worker", raise_if_not_found=False
-    )
-    env["bj.api.sync.job"].flush_model(["config_id", "state", "attempts", "res_ids", "res_model", "url", "method",
-                                        "payload"])
-    env["ir.cron.trigger"].flush_model()
-    due = SQL(
-        "EXISTS (SELECT 1 FROM ir_cron_trigger WHERE cron_id = %s AND call_at <= (now() AT TIME ZONE 'UTC'))",
-        cron_id,
-    ) if cron_id else SQL("FALSE")
-    env.cr.execute(SQL(
-        "SELECT j.res_model, j.res_ids, j.url, j.method, j.payload, %s FROM (SELECT 1) AS one"
-        " LEFT JOIN bj_api_sync_job j ON j.config_id = %s AND j.state = 'pending'"
-        " AND COALESCE(j.attempts, 0) = 0 AND j.res_ids IN %s ORDER BY j.id DESC",
-        due, config.id, tuple({vals["res_ids"] for vals in vals_list}) or (None,),
-    ))
-    rows = env.cr.fetchall()
-    latest = {}
-    for res_model, res_ids, url, method, payload, _due in rows:
-        if res_ids is not None:
-            latest.setdefault((res_model, res_ids, url or False, method or False), payload or False)
-    return latest, rows[0][5]
-
-
-def _without_duplicates(vals_list, latest):
-    """Drop a job whose record already waits in a pending job with the same body.
-
-    Automation rules fire several times in one save (once per recomputed field); the
-    remote needs the record's state once, not once per recompute.
-    """
-    kept = []
+def _without_duplicates(vals_list):
+    """The rows to queue, each marked ``check`` when the database must compare it with the
+    pending job of its key; a row with the same body as the row of its key before it is dropped."""
+    last = {}
+    rows = []
     for vals in vals_list:
-        key = (vals["res_model"], vals["res_ids"], vals["url"] or False, vals["method"] or False)
-        if key in latest and latest[key] == (vals["payload"] or False):
+        key = (vals["res_ids"], vals["url"] or False, vals["method"] or False)
+        body = vals["payload"] or False
+        if key in last and last[key] == body:
             continue
-        latest[key] = vals["payload"] or False
-        kept.append(vals)
-    return kept
+        vals["check"] = key not in last
+        last[key] = body
+        rows.append(vals)
+    return rows
 
 
 def queue_build(config, build, result, logs):

@@ -11,6 +11,7 @@ from odoo import Command, api, fields
 from odoo.tests import tagged
 
 from ..services import outbox
+from ..services.outbound_build import OutboundRequest
 from .common import BjCase
 from .http_sink import HttpSink
 
@@ -269,6 +270,44 @@ class TestOutbox(BjCase):
         self.assertEqual(len(config._make_outbound_http_request(self.partners[1], config.id).job_ids), 1)
         self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), 1)
         self.assertEqual(self.drain(), 3)
+
+    def test_one_statement_queues_a_call_and_skips_only_bodies_already_waiting(self):
+        config = self.queued_config().sudo()
+        url = self.sink.url("/hook")
+
+        def request(record, body, method="POST"):
+            return OutboundRequest(method=method, url=url, headers={}, body=body, res_model="res.partner",
+                                   res_ids=[record.id])
+
+        one, two = self.partners[:2]
+        waiting = outbox.enqueue(config, [request(one, b'{"v": 1}')])
+        self.assertEqual(len(waiting), 1)
+        self.env.flush_all()
+        queries = self.cr.sql_log_count
+        jobs = outbox.enqueue(config, [
+            request(one, b'{"v": 1}'),  # waits already: skipped
+            request(one, b'{"v": 2}'),
+            request(one, b'{"v": 2}'),  # the same as the job before it in this call: skipped
+            request(one, b'{"v": 1}'),  # differs from the job before it: queued, although equal to the waiting one
+            request(two, b'{"v": 1}'),  # another record
+            request(one, None, method="DELETE"),  # another method, no body
+            request(one, None, method="DELETE"),
+        ])
+        self.assertLessEqual(self.cr.sql_log_count - queries, 2, "queuing a call is one statement (and a trigger)")
+        self.assertEqual(
+            [(job.res_ids, job.method, job.payload) for job in jobs],
+            [(str(one.id), "POST", '{"v": 2}'), (str(one.id), "POST", '{"v": 1}'), (str(two.id), "POST", '{"v": 1}'),
+             (str(one.id), "DELETE", False)],
+        )
+        self.assertEqual(set(jobs.mapped("state")), {"pending"})
+        self.assertEqual(jobs.config_id, config)
+        self.assertEqual(jobs.company_id, config.company_id)
+        self.assertTrue(all(job.idempotency_key for job in jobs))
+        self.assertLessEqual(max(jobs.mapped("next_attempt_at")), fields.Datetime.now(), "due at once")
+        self.assertEqual(config.job_ids, waiting | jobs, "the configuration's jobs include the new rows")
+        # a job tried once no longer coalesces a save with the same body: the remote may have missed it
+        (waiting | jobs).filtered(lambda job: job.method == "POST").attempts = 1
+        self.assertEqual(len(outbox.enqueue(config, [request(one, b'{"v": 1}')])), 1)
 
     def test_queue_and_log_rows_pay_only_for_the_indexes_and_compression_they_need(self):
         """Every job row version and every log row writes an entry in each full index of its table."""

@@ -38,7 +38,6 @@ from datetime import timedelta
 import psycopg2
 
 from odoo import fields
-from odoo.tools import SQL
 
 from ..lib.api import BODY_METHODS
 from . import circuit_breaker, deletes, parallel, workers

@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 SCENARIOS = {
     "inbound batch POST (": ("post", "post_tracked", "rpc", "post2", "rpc2"),
     "inbound single POST": ("post1", "rpc1"),
-    "inbound GET list": ("list", "search_read"),
+    "inbound GET list": ("list", "list_walk", "search_read"),
     "inbound GET by identifier": ("get", "read"),
     "inbound PUT by identifier": ("put", "write"),
     "outbound push per record": ("single", "single_nolog", "webhook"),

@@ -282,6 +282,9 @@ class TestOutbox(BjCase):
         one, two = self.partners[:2]
         waiting = outbox.enqueue(config, [request(one, b'{"v": 1}')])
         self.assertEqual(len(waiting), 1)
+        # a worker trigger is due (as after an earlier save): the call adds none
+        cron = self.env.ref("bj_api_sync.ir_cron_bj_api_sync_job_worker")
+        self.env["ir.cron.trigger"].create({"cron_id": cron.id, "call_at": fields.Datetime.to_datetime("2000-01-01")})
         self.env.flush_all()
         queries = self.cr.sql_log_count
         jobs = outbox.enqueue(config, [
@@ -293,7 +296,7 @@ class TestOutbox(BjCase):
             request(one, None, method="DELETE"),  # another method, no body
             request(one, None, method="DELETE"),
         ])
-        self.assertLessEqual(self.cr.sql_log_count - queries, 2, "queuing a call is one statement (and a trigger)")
+        self.assertEqual(self.cr.sql_log_count - queries, 1, "queuing a call is one statement")
         self.assertEqual(
             [(job.res_ids, job.method, job.payload) for job in jobs],
             [(str(one.id), "POST", '{"v": 2}'), (str(one.id), "POST", '{"v": 1}'), (str(two.id), "POST", '{"v": 1}'),

@@ -135,15 +135,41 @@ class BjApiLog(models.Model):
         ``cr``: a cursor of another connection (psycopg2's, ``services.log_connection``)
         that runs the queries instead: the rows are then another transaction's, so this
         environment's cache (one2many inverses) is left alone, as with a detached cursor.
-
-        Stores what ``create`` would store, without its per-row work: ``name`` and
-        ``company_id`` (stored computes, which ``create`` fills with a SELECT of the
-        configurations and an UPDATE of the new rows) are computed here first, defaults
-        applied, values converted by the fields themselves. No access check: callers are
-        the inbound and outbound services, as superuser.
         """
         if not vals_list:
             return self.browse()
+        own_cursor = cr is None or cr is self.env.cr
+        cr = self.env.cr if cr is None else cr
+        query, vals_list, fields_ = self._insert_query(vals_list, cr)
+        if before is not None:
+            query = SQL("%s; %s", before, query)
+        if savepoint is not None:
+            query = savepoint.prefixed(query)
+        cr.execute(query.code, query.params)  # either cursor: Odoo's takes what psycopg2's does
+        ids = [row[0] for row in cr.fetchall()]
+        # As create() does: one2many values already in this cursor's cache (a job's or a
+        # configuration's log_ids) get the new rows.
+        for field in fields_ if own_cursor else ():
+            if field.type == "many2one" and self.pool.field_inverses[field]:
+                groups = defaultdict(list)
+                for log_id, vals in zip(ids, vals_list, strict=True):
+                    if vals.get(field.name):
+                        groups[field.convert_to_cache(vals[field.name], self, validate=False)].append(log_id)
+                for value, group in groups.items():
+                    field._update_inverses(self.browse(group), value)
+        return self.browse(ids)
+
+    @api.model
+    def _insert_query(self, vals_list, cr=None):
+        """``(INSERT ... RETURNING id, the rows' values as stored, their fields)`` for ``vals_list``.
+
+        Stores what ``create`` would store, without its per-row work: ``name`` and
+        ``company_id`` (stored computes, which ``create`` fills with a SELECT of the
+        configurations and an UPDATE of the new rows) are computed here first (``cr``
+        reads the configurations when the values lack them), defaults applied, values
+        converted by the fields themselves. No access check: callers are the inbound and
+        outbound services, as superuser.
+        """
         stored = {name for name, field in self._fields.items() if field.store and field.column_type}
         vals_list = [
             {key: value for key, value in self._normalize_vals(dict(vals)).items() if key in stored}
@@ -155,7 +181,6 @@ class BjApiLog(models.Model):
                                                                           or vals.get("url")))
         }
         configs = {}
-        own_cursor = cr is None or cr is self.env.cr
         cr = self.env.cr if cr is None else cr
         if missing:
             cr.execute("SELECT id, company_id, name FROM bj_api_sync_config WHERE id IN %s", [tuple(missing)])
@@ -193,23 +218,7 @@ class BjApiLog(models.Model):
             SQL(", ").join(SQL.identifier(name) for name in columns),
             SQL(", ".join([template] * len(vals_list)), *params),
         )
-        if before is not None:
-            query = SQL("%s; %s", before, query)
-        if savepoint is not None:
-            query = savepoint.prefixed(query)
-        cr.execute(query.code, query.params)  # either cursor: Odoo's takes what psycopg2's does
-        ids = [row[0] for row in cr.fetchall()]
-        # As create() does: one2many values already in this cursor's cache (a job's or a
-        # configuration's log_ids) get the new rows.
-        for field in fields_ if own_cursor else ():
-            if field.type == "many2one" and self.pool.field_inverses[field]:
-                groups = defaultdict(list)
-                for log_id, vals in zip(ids, vals_list, strict=True):
-                    if vals.get(field.name):
-                        groups[field.convert_to_cache(vals[field.name], self, validate=False)].append(log_id)
-                for value, group in groups.items():
-                    field._update_inverses(self.browse(group), value)
-        return self.browse(ids)
+        return query, vals_list, fields_
 
     @api.model
     def _write_detached(self, vals_list):

@@ -8,8 +8,10 @@ services/auth.py (one function per Authorization Type) and what step 5 does to t
 records is services/inbound_ops.py. Both receive the request's ``_Call``.
 
 Transactions: the work runs inside a savepoint. A failure rolls back the work
-only; the log row (and the idempotency record) are then written on the same
-cursor and commit with the request, so a failed request still leaves its log.
+only; the idempotency record is then written on the same cursor and commits with
+the request, and the log row is sent once the request committed (on the process's
+log connection, without waiting for it: ``transaction.send_after_commit``; under the
+test runner, on the request's cursor), so a failed request still leaves its log.
 PostgreSQL concurrency errors are re-raised untouched: Odoo retries the whole
 request on a fresh transaction, as it does for its own routes.
 """
@@ -548,7 +550,18 @@ class _Call:
         }
         if self.client:
             vals["client_id"] = self.client.id
-        # One round trip: SAVEPOINT (a broken log row is rolled back alone), the commit mode, the INSERT.
+        Log = self.env["bj.api.log"]
+        if not transaction.under_test(self.env):
+            # Sent once the request commits, without waiting for it to run (0.5 ms of every
+            # request): services/log_connection.send; a rolled back request's work leaves the
+            # (empty) transaction to commit, and so its log row.
+            try:
+                transaction.send_after_commit(self.env, Log._insert_query([vals])[0])
+            except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500
+                _logger.exception("bj_api_sync: could not write the log of %s %s", self.method, self.url)
+            return
+        # Under tests, on the request's cursor, in one round trip: SAVEPOINT (a broken log row is
+        # rolled back alone), the commit mode, the INSERT.
         savepoint = transaction.LazySavepoint(self.env.cr)
         try:
             with savepoint:
@@ -557,7 +570,7 @@ class _Call:
                     # Nothing but this log row is written: no need to wait for the WAL flush at
                     # commit (a crash may lose the last log rows, never data).
                     before = SQL("SET LOCAL synchronous_commit TO OFF")
-                self.env["bj.api.log"]._insert_rows([vals], before=before, savepoint=savepoint)
+                Log._insert_rows([vals], before=before, savepoint=savepoint)
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500

@@ -72,6 +72,27 @@ def run_detached(env, fn, isolation=None, synchronous=True):
         return fn(detached.cr)
 
 
+def send_after_commit(env, query):
+    """``query`` (an ``SQL`` writing log rows) sent once the caller's transaction commits, on
+    the process's log connection, without waiting for it to run (``log_connection.send``); on a
+    detached cursor when that connection fails. Nothing if the transaction rolls back.
+
+    Outside tests (under the test runner nothing commits: the caller writes on the current
+    cursor). For rows written after the answer is decided, that nobody reads back in the
+    same request: the inbound request's log row.
+    """
+    dbname = env.cr.dbname
+
+    def send():
+        try:
+            if not log_connection.send(dbname, query.code, query.params):
+                run_detached(env, lambda cr: cr.execute(query.code, query.params), synchronous=False)
+        except Exception:  # noqa: BLE001 - the request is committed and answered: only the log row is lost
+            _logger.exception("bj_api_sync: could not write a log row after its request committed")
+
+    env.cr.postcommit.add(send)
+
+
 def may_commit(env, commit=None, cron_only=True):
     """Whether long work may commit as it goes.
 

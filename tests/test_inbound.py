@@ -6,12 +6,12 @@ import uuid
 
 import psycopg2
 
-from odoo import Command, api, sql_db
+from odoo import SUPERUSER_ID, Command, api, sql_db
 from odoo.tests import BaseCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from ..lib import signing
-from ..services import inbound
+from ..services import inbound, log_connection, transaction
 from .common import API, InboundCase
 
 
@@ -836,3 +836,35 @@ class TestInboundScriptLog(InboundCase):
         log = self.last_log()
         # the script runs inbound (payload) and again to build the response (outbound direction)
         self.assertIn("name: received Logged Partner", log.script_messages.splitlines())
+
+
+@tagged("post_install", "-at_install")
+class TestLogAfterCommit(BaseCase):
+    """Outside tests an inbound request's log row is sent once the request commits
+    (``transaction.send_after_commit``): what a live server does, on real transactions."""
+
+    def test_the_log_row_is_sent_after_the_commit_and_never_after_a_rollback(self):
+        from odoo.tools import config  # noqa: PLC0415
+
+        db = sql_db.db_connect(config["db_name"].split(",")[0])
+        prefix = "http://bj-sent.test/%s/" % uuid.uuid4().hex
+        with db.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+
+            def sent(tag):
+                vals = {"direction": "in", "method": "GET", "url": prefix + tag, "status": "success",
+                        "response_code": 200, "request_headers": "Authorization: ***"}
+                transaction.send_after_commit(env, env["bj.api.log"]._insert_query([vals])[0])
+
+            sent("rolled back")
+            cr.rollback()
+            sent("committed")
+            cr.execute("SELECT count(*) FROM bj_api_log WHERE url LIKE %s", [prefix + "%"])
+            self.assertEqual(cr.fetchone()[0], 0, "nothing is sent before the commit")
+            cr.commit()
+        log_connection.settle_all()
+        with db.cursor() as cr:
+            cr.execute("SELECT url, company_id, create_uid FROM bj_api_log WHERE url LIKE %s", [prefix + "%"])
+            rows = cr.fetchall()
+            cr.execute("DELETE FROM bj_api_log WHERE url LIKE %s", [prefix + "%"])
+        self.assertEqual(rows, [(prefix + "committed", None, SUPERUSER_ID)])

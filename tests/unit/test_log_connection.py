@@ -6,6 +6,7 @@ The module is loaded by its path (the ``services`` package imports Odoo). The da
 
 import importlib.util
 import os
+import time
 
 import psycopg2
 import pytest
@@ -110,3 +111,86 @@ def test_failed_connect_not_retried_at_once():
         with pytest.raises(psycopg2.OperationalError), log_connection.cursor("bj_unit_no_such_database", bad):
             pass
     assert "bj_unit_no_such_database" in log_connection._failed_connect
+
+
+# --------------------------------------------------------------------------- send
+
+
+def _table():
+    with log_connection.cursor(DB, PARAMS) as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS bj_unit_send (id serial PRIMARY KEY, v text)")
+        cur.execute("TRUNCATE bj_unit_send")
+
+
+def _values():
+    with log_connection.cursor(DB, PARAMS) as cur:
+        cur.execute("SELECT v FROM bj_unit_send ORDER BY id")
+        return [row[0] for row in cur.fetchall()]
+
+
+@pytest.fixture
+def table():
+    _table()
+    yield
+    with log_connection.cursor(DB, PARAMS) as cur:
+        cur.execute("DROP TABLE IF EXISTS bj_unit_send")
+
+
+def test_send_returns_before_the_statement_ran_and_commits_it(table):
+    started = time.monotonic()
+    assert log_connection.send(DB, "SELECT pg_sleep(0.5); INSERT INTO bj_unit_send (v) VALUES (%s)", ["slow"], PARAMS)
+    assert time.monotonic() - started < 0.3, "send waited for the statement"
+    assert _values() == []  # still running on the server
+    # the next statement on the sending connection waits for the one before it
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES (%s)", ["next"], PARAMS)
+    assert time.monotonic() - started >= 0.5
+    log_connection.settle_all()
+    assert _values() == ["slow", "next"]  # committed (autocommit), in order, seen by another connection
+
+
+def test_send_of_a_large_statement_puts_it_all_on_the_wire(table):
+    body = "x" * (4 * 1024 * 1024)  # more than a socket buffer
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES (%s)", [body], PARAMS)
+    log_connection.settle_all()
+    assert _values() == [body]
+
+
+def test_a_failed_statement_is_warned_and_the_next_one_is_sent(table, caplog):
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (id, v) VALUES (%s, %s)", ["secret 42", "x"],
+                               PARAMS)
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES (%s)", ["after"], PARAMS)
+    log_connection.settle_all()
+    assert _values() == ["after"]
+    assert "was not written (InvalidTextRepresentation" in caplog.text
+    assert "secret" not in caplog.text  # the error's class and code, never the values it quotes
+
+
+def test_send_replaces_a_connection_the_server_closed_and_refuses_when_unreachable(table, caplog):
+    assert log_connection.send(DB, "SELECT 1", None, PARAMS)
+    log_connection.settle_all()
+    cnx = log_connection._senders[DB][1]
+    killer = psycopg2.connect(**PARAMS)
+    try:
+        with killer.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", [cnx.info.backend_pid])
+    finally:
+        killer.close()
+    time.sleep(0.1)
+    # the session the server closed is noticed before sending: a new connection, the row kept
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES ('kept')", None, PARAMS)
+    assert cnx.closed and log_connection._senders[DB][1] is not cnx
+    log_connection.settle_all()
+    assert _values() == ["kept"]
+    # a server that cannot be reached: False (the caller writes the row another way), warned once
+    bad = dict(PARAMS, dbname="bj_unit_no_such_sender_database")
+    assert not log_connection.send("bj_unit_no_such_sender_database", "SELECT 1", None, bad)
+    assert "log connection" in caplog.text and "password" not in caplog.text
+
+
+def test_senders_of_the_parent_are_left_alone_after_fork():
+    assert log_connection.send(DB, "SELECT 1", None, PARAMS)
+    cnx = log_connection._senders[DB][1]
+    log_connection._after_fork()
+    assert DB not in log_connection._senders and cnx in log_connection._inherited
+    log_connection._inherited.remove(cnx)
+    cnx.close()

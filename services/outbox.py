@@ -630,6 +630,13 @@ class _Worker:
         Returns how many queued jobs could start now if the worker had room.
         """
         ready = 0
+        shares = {}  # config id -> its share: nothing it depends on changes during one dispatch
+
+        def share(config_id, queue):
+            if config_id not in shares:
+                shares[config_id] = self._share(queue[0].config_id)
+            return shares[config_id]
+
         while len(self.inflight) < self.size:
             started = False
             for config_id in list(self.queues):
@@ -637,7 +644,7 @@ class _Worker:
                 if not queue:
                     del self.queues[config_id]
                     continue
-                if self.busy[config_id] >= self._share(queue[0].config_id):
+                if self.busy[config_id] >= share(config_id, queue):
                     continue
                 self.queued -= 1
                 self._start(queue.popleft())
@@ -647,7 +654,7 @@ class _Worker:
             if not started:
                 return 0
         for config_id, queue in self.queues.items():
-            if queue and self.busy[config_id] < self._share(queue[0].config_id):
+            if queue and self.busy[config_id] < share(config_id, queue):
                 ready += len(queue)
         return ready
 
@@ -726,6 +733,15 @@ def _crashed(exc):
     return {"ok": False, "status": 0, "error": "%s: %s" % (type(exc).__name__, exc), "retry_after": None}
 
 
+DONE_FIELDS = ["state", "attempts", "response_code", "done_at", "last_error", "write_uid", "write_date"]
+DONE_SQL = """
+    UPDATE bj_api_sync_job
+       SET state = 'done', attempts = %(attempt)s, response_code = %(status)s, done_at = %(now)s, last_error = NULL,
+           write_uid = %(uid)s, write_date = now() AT TIME ZONE 'UTC'
+     WHERE id = ANY(%(ids)s)
+"""
+
+
 class _Succeeded:
     """Delivered jobs of a batch, marked done together: one write per status code and second."""
 
@@ -737,10 +753,16 @@ class _Succeeded:
         self.groups.setdefault((attempt, status or 0, fields.Datetime.now()), []).append(job.id)
 
     def mark_done(self):
+        if not self.groups:
+            return
+        env = self.jobs.env
+        self.jobs.flush_model(DONE_FIELDS)
+        done = []
         for (attempt, status, now), ids in self.groups.items():
-            self.jobs.browse(ids).write(
-                {"state": "done", "attempts": attempt, "response_code": status, "done_at": now, "last_error": False}
-            )
+            # the ORM's write would read the transaction's time first and build one VALUES row per job
+            env.cr.execute(DONE_SQL, {"attempt": attempt, "status": status, "now": now, "ids": ids, "uid": env.uid})
+            done += ids
+        self.jobs.browse(done).invalidate_recordset(DONE_FIELDS)
         self.groups = {}
 
 

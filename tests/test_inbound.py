@@ -861,7 +861,7 @@ class TestLogAfterCommit(BaseCase):
             sent("committed")
             cr.execute("SELECT count(*) FROM bj_api_log WHERE url LIKE %s", [prefix + "%"])
             self.assertEqual(cr.fetchone()[0], 0, "nothing is sent before the commit")
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
         log_connection.settle_all()
         with db.cursor() as cr:
             cr.execute("SELECT url, company_id, create_uid FROM bj_api_log WHERE url LIKE %s", [prefix + "%"])

@@ -49,6 +49,7 @@ _warned = set()  # databases whose log connection failed once (warned once)
 _failed_connect = {}  # dbname -> monotonic time of the last failed connect
 RETRY_CONNECT_AFTER = 30  # seconds without connect attempts after one failed (no timeout per log write)
 SETTLE_AT_EXIT = 5.0  # seconds at most waiting, at exit, for the statements sent last
+SETTLE_BEFORE_SEND = 1.0  # seconds a row waits for the one before it, else it is written another way
 
 
 def _connection_params(dbname):
@@ -141,6 +142,14 @@ def cursor(dbname, params=None):
             raise
 
 
+def _ready(cnx, write=False, timeout=None):
+    """Whether ``cnx``'s socket is readable (writable) within ``timeout`` seconds (None: no limit).
+    ``poll``, not ``select``: a busy server's descriptors may be numbered past 1024."""
+    poller = select.poll()
+    poller.register(cnx.fileno(), select.POLLOUT if write else select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
 def _wait(cnx, timeout=None):
     """Poll ``cnx`` (asynchronous) until its statement ended; its error raised. False: timed out."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -151,10 +160,8 @@ def _wait(cnx, timeout=None):
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        if state == psycopg2.extensions.POLL_READ:
-            select.select([cnx.fileno()], [], [], left)
-        else:  # POLL_WRITE: the rest of the statement is still to be sent
-            select.select([], [cnx.fileno()], [], left)
+        # POLL_WRITE: the rest of the statement is still to be sent
+        _ready(cnx, write=state != psycopg2.extensions.POLL_READ, timeout=left)
 
 
 def _sender(dbname, params):
@@ -223,14 +230,18 @@ def send(dbname, query, args=None, params=None):
     """Hand ``query`` (with ``args``) to the server on this process's sending connection and
     return without waiting for it to run. True once sent; False when it could not be (the
     connection failed: it is dropped, warned once per database; nothing was sent or the
-    previous statement's fate is unknown), for the caller to write the row another way.
+    previous statement's fate is unknown; or the statement before it still runs after
+    ``SETTLE_BEFORE_SEND`` seconds), for the caller to write the row another way.
     """
     with _lock:
         cnx = None
         try:
             cnx, cursor = _sender(dbname, params)
-            _settle(dbname, cnx, cursor)
-            if select.select([cnx.fileno()], [], [], 0)[0]:
+            if not _settle(dbname, cnx, cursor, SETTLE_BEFORE_SEND):
+                # the row before is still running (waiting for a lock?): this one goes another way
+                _logger.info("bj_api_sync: the previous log row to database %s is still running", dbname)
+                return False
+            if _ready(cnx, timeout=0):
                 # Nothing in flight, yet something to read: the server closed the session
                 # (its FATAL message or the end of the stream). A new connection, not a lost row.
                 _drop_sender(dbname, cnx)
@@ -241,7 +252,7 @@ def send(dbname, query, args=None, params=None):
             try:
                 # the whole statement on the wire (a large body may not fit the socket buffer at once)
                 while cnx.poll() == psycopg2.extensions.POLL_WRITE:
-                    select.select([], [cnx.fileno()], [])
+                    _ready(cnx, write=True)
             except psycopg2.Error as exc:  # it ran already, and failed
                 if cnx.closed:
                     raise

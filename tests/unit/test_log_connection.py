@@ -194,3 +194,16 @@ def test_senders_of_the_parent_are_left_alone_after_fork():
     assert DB not in log_connection._senders and cnx in log_connection._inherited
     log_connection._inherited.remove(cnx)
     cnx.close()
+
+
+def test_a_row_does_not_wait_long_for_the_one_before_it(table, monkeypatch):
+    monkeypatch.setattr(log_connection, "SETTLE_BEFORE_SEND", 0.1)
+    assert log_connection.send(DB, "SELECT pg_sleep(0.6); INSERT INTO bj_unit_send (v) VALUES ('slow')", None, PARAMS)
+    started = time.monotonic()
+    assert not log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES ('next')", None, PARAMS)
+    assert time.monotonic() - started < 0.4, "the caller writes it another way instead of waiting"
+    log_connection.settle_all()
+    assert _values() == ["slow"]
+    assert log_connection.send(DB, "INSERT INTO bj_unit_send (v) VALUES ('later')", None, PARAMS)
+    log_connection.settle_all()
+    assert _values() == ["slow", "later"]

@@ -43,7 +43,8 @@ _logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()  # guards _connections and every use of a connection
 _connections = {}  # dbname -> (pid, connection)
-_senders = {}  # dbname -> (pid, asynchronous connection, cursor of the statement in flight or None)
+_senders = {}  # dbname -> (pid, asynchronous connection), for ``send``
+_in_flight = {}  # dbname -> the cursor of the statement this process sent last and has not settled
 _inherited = []  # connections opened by a parent process: kept referenced, never closed here
 _warned = set()  # databases whose log connection failed once (warned once)
 _failed_connect = {}  # dbname -> monotonic time of the last failed connect
@@ -63,56 +64,86 @@ def _after_fork():
     """In a forked child: a lock held by another thread at fork would stay held forever."""
     global _lock  # noqa: PLW0603
     _lock = threading.Lock()
-    _inherited.extend(cnx for _pid, cnx in _connections.values())
-    _inherited.extend(cnx for _pid, cnx, _cursor in _senders.values())
-    _connections.clear()
-    _senders.clear()
+    for table in (_connections, _senders):
+        _inherited.extend(cnx for _pid, cnx in table.values())
+        table.clear()
+    _in_flight.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _refused_recently(dbname):
+def _owned(table, dbname):
+    """This process's open connection of ``table`` to ``dbname``, or None (under the lock).
+
+    One opened by another process (the parent, before a fork) is forgotten but kept
+    referenced, never closed: closing it would end the parent's session on the shared socket.
+    """
+    entry = table.get(dbname)
+    if entry is None:
+        return None
+    owner, cnx = entry
+    if owner == os.getpid() and not cnx.closed:
+        return cnx
+    if owner != os.getpid():
+        _inherited.append(cnx)
+    del table[dbname]
+    if table is _senders:
+        _in_flight.pop(dbname, None)
+    return None
+
+
+def _open(table, dbname, params, asynchronous=False):
+    """A new autocommit connection to ``dbname`` with ``synchronous_commit = off``, kept in ``table``.
+
+    After a failed connect, none is tried for ``RETRY_CONNECT_AFTER`` seconds (no timeout per
+    log write). Asynchronous connections (psycopg2's ``async_``) are always autocommit.
+    """
     failed = _failed_connect.get(dbname)
     if failed is not None and time.monotonic() - failed < RETRY_CONNECT_AFTER:
         raise psycopg2.OperationalError("log connection failed recently")
-
-
-def _connection(dbname, params):
-    """This process's connection to ``dbname``, opened on first use (called under the lock)."""
-    pid = os.getpid()
-    entry = _connections.get(dbname)
-    if entry is not None:
-        owner, cnx = entry
-        if owner == pid and not cnx.closed:
-            return cnx
-        if owner != pid:
-            _inherited.append(cnx)  # the parent's session: do not close it from here
-        del _connections[dbname]
-    _refused_recently(dbname)
     try:
-        cnx = psycopg2.connect(**(params if params is not None else _connection_params(dbname)))
+        cnx = psycopg2.connect(**(params if params is not None else _connection_params(dbname)),
+                               async_=1 if asynchronous else 0)
+        if asynchronous:
+            _wait(cnx)
     except psycopg2.Error:
         _failed_connect[dbname] = time.monotonic()
         raise
     _failed_connect.pop(dbname, None)
     try:
-        cnx.autocommit = True
-        with cnx.cursor() as cur:
-            cur.execute("SET synchronous_commit TO OFF")
+        if not asynchronous:
+            cnx.autocommit = True
+        cur = cnx.cursor()
+        cur.execute("SET synchronous_commit TO OFF")
+        if asynchronous:
+            _wait(cnx)
+        cur.close()
     except Exception:
         cnx.close()
         raise
-    _connections[dbname] = (pid, cnx)
+    table[dbname] = (os.getpid(), cnx)
     return cnx
 
 
-def _drop(dbname, cnx):
-    if _connections.get(dbname, (None, None))[1] is cnx:
-        del _connections[dbname]
+def _drop(table, dbname, cnx):
+    if table.get(dbname, (None, None))[1] is cnx:
+        del table[dbname]
+        if table is _senders:
+            _in_flight.pop(dbname, None)
     with contextlib.suppress(Exception):
         cnx.close()
+
+
+def _connection_failed(dbname, exc):
+    """Warned once per database, without the connection parameters."""
+    if dbname not in _warned:
+        _warned.add(dbname)
+        _logger.warning(
+            "bj_api_sync: log connection to database %s failed (%s); using a detached cursor",
+            dbname, type(exc).__name__,
+        )
 
 
 @contextlib.contextmanager
@@ -127,18 +158,13 @@ def cursor(dbname, params=None):
     with _lock:
         cnx = None
         try:
-            cnx = _connection(dbname, params)
+            cnx = _owned(_connections, dbname) or _open(_connections, dbname, params)
             with cnx.cursor() as cur:
                 yield cur
         except psycopg2.Error as exc:
             if cnx is not None:
-                _drop(dbname, cnx)
-            if dbname not in _warned:
-                _warned.add(dbname)
-                _logger.warning(
-                    "bj_api_sync: log connection to database %s failed (%s); using a detached cursor",
-                    dbname, type(exc).__name__,
-                )
+                _drop(_connections, dbname, cnx)
+            _connection_failed(dbname, exc)
             raise
 
 
@@ -164,40 +190,10 @@ def _wait(cnx, timeout=None):
         _ready(cnx, write=state != psycopg2.extensions.POLL_READ, timeout=left)
 
 
-def _sender(dbname, params):
-    """This process's asynchronous connection to ``dbname`` (under the lock): (connection, cursor in flight)."""
-    pid = os.getpid()
-    entry = _senders.get(dbname)
-    if entry is not None:
-        owner, cnx, cursor = entry
-        if owner == pid and not cnx.closed:
-            return cnx, cursor
-        if owner != pid:
-            _inherited.append(cnx)
-        del _senders[dbname]
-    _refused_recently(dbname)
-    try:
-        cnx = psycopg2.connect(**(params if params is not None else _connection_params(dbname)), async_=1)
-        _wait(cnx)
-    except psycopg2.Error:
-        _failed_connect[dbname] = time.monotonic()
-        raise
-    _failed_connect.pop(dbname, None)
-    try:
-        cursor = cnx.cursor()
-        cursor.execute("SET synchronous_commit TO OFF")  # asynchronous connections are autocommit
-        _wait(cnx)
-    except Exception:
-        cnx.close()
-        raise
-    _senders[dbname] = (pid, cnx, None)
-    return cnx, None
-
-
-def _settle(dbname, cnx, cursor, timeout=None):
+def _settle(dbname, cnx, timeout=None):
     """The outcome of the statement in flight on ``cnx``: a statement's error is warned (the
     connection stays); a connection error propagates. False: not ended within ``timeout``."""
-    if cursor is None:
+    if dbname not in _in_flight:
         return True
     try:
         if not _wait(cnx, timeout):
@@ -206,7 +202,7 @@ def _settle(dbname, cnx, cursor, timeout=None):
         if cnx.closed:
             raise
         _not_written(dbname, exc)
-    _senders[dbname] = (os.getpid(), cnx, None)
+    del _in_flight[dbname]
     return True
 
 
@@ -219,13 +215,6 @@ def _not_written(dbname, exc):
     )
 
 
-def _drop_sender(dbname, cnx):
-    if _senders.get(dbname, (None, None, None))[1] is cnx:
-        del _senders[dbname]
-    with contextlib.suppress(Exception):
-        cnx.close()
-
-
 def send(dbname, query, args=None, params=None):
     """Hand ``query`` (with ``args``) to the server on this process's sending connection and
     return without waiting for it to run. True once sent; False when it could not be (the
@@ -236,19 +225,20 @@ def send(dbname, query, args=None, params=None):
     with _lock:
         cnx = None
         try:
-            cnx, cursor = _sender(dbname, params)
-            if not _settle(dbname, cnx, cursor, SETTLE_BEFORE_SEND):
+            cnx = _owned(_senders, dbname)
+            if cnx is not None and not _settle(dbname, cnx, SETTLE_BEFORE_SEND):
                 # the row before is still running (waiting for a lock?): this one goes another way
                 _logger.info("bj_api_sync: the previous log row to database %s is still running", dbname)
                 return False
-            if _ready(cnx, timeout=0):
+            if cnx is not None and _ready(cnx, timeout=0):
                 # Nothing in flight, yet something to read: the server closed the session
                 # (its FATAL message or the end of the stream). A new connection, not a lost row.
-                _drop_sender(dbname, cnx)
-                cnx, cursor = _sender(dbname, params)
-            cursor = cnx.cursor()
-            cursor.execute(query, args)
-            _senders[dbname] = (os.getpid(), cnx, cursor)
+                _drop(_senders, dbname, cnx)
+                cnx = None
+            cnx = cnx or _open(_senders, dbname, params, asynchronous=True)
+            cur = cnx.cursor()
+            cur.execute(query, args)
+            _in_flight[dbname] = cur  # referenced until settled: psycopg2 polls through it
             try:
                 # the whole statement on the wire (a large body may not fit the socket buffer at once)
                 while cnx.poll() == psycopg2.extensions.POLL_WRITE:
@@ -257,28 +247,23 @@ def send(dbname, query, args=None, params=None):
                 if cnx.closed:
                     raise
                 _not_written(dbname, exc)
-                _senders[dbname] = (os.getpid(), cnx, None)
+                del _in_flight[dbname]
             return True
         except psycopg2.Error as exc:
             if cnx is not None:
-                _drop_sender(dbname, cnx)
-            if dbname not in _warned:
-                _warned.add(dbname)
-                _logger.warning(
-                    "bj_api_sync: log connection to database %s failed (%s); using a detached cursor",
-                    dbname, type(exc).__name__,
-                )
+                _drop(_senders, dbname, cnx)
+            _connection_failed(dbname, exc)
             return False
 
 
 def settle_all(timeout=None):
     """Wait for the statements this process sent last (at exit, in tests)."""
     with _lock:
-        pid = os.getpid()
-        for dbname, (owner, cnx, cursor) in list(_senders.items()):
-            if owner == pid and not cnx.closed:
+        for dbname in list(_in_flight):
+            cnx = _owned(_senders, dbname)
+            if cnx is not None:
                 with contextlib.suppress(psycopg2.Error):
-                    _settle(dbname, cnx, cursor, timeout)
+                    _settle(dbname, cnx, timeout)
 
 
 atexit.register(settle_all, SETTLE_AT_EXIT)
@@ -288,14 +273,11 @@ def close_all():
     """Close this process's log connections (tests, shutdown)."""
     with _lock:
         pid = os.getpid()
-        for dbname, (owner, cnx) in list(_connections.items()):
-            if owner == pid:
-                with contextlib.suppress(Exception):
-                    cnx.close()
-            del _connections[dbname]
-        for dbname, (owner, cnx, _cursor) in list(_senders.items()):
-            if owner == pid:
-                with contextlib.suppress(Exception):
-                    cnx.close()
-            del _senders[dbname]
+        for table in (_connections, _senders):
+            for dbname, (owner, cnx) in list(table.items()):
+                if owner == pid:
+                    with contextlib.suppress(Exception):
+                        cnx.close()
+                del table[dbname]
+        _in_flight.clear()
         _failed_connect.clear()

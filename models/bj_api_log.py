@@ -127,11 +127,10 @@ class BjApiLog(models.Model):
         return vals
 
     @api.model
-    def _insert_rows(self, vals_list, before=None, savepoint=None, cr=None):
+    def _insert_rows(self, vals_list, savepoint=None, cr=None):
         """Insert log rows in one multi-row INSERT; returns them. The hot path of every request.
 
-        ``before``: an ``SQL`` statement sent in the same round trip, before the INSERT;
-        ``savepoint``: a ``services.transaction.LazySavepoint`` the INSERT opens (the same);
+        ``savepoint``: a ``services.transaction.LazySavepoint`` the INSERT opens (one round trip);
         ``cr``: a cursor of another connection (psycopg2's, ``services.log_connection``)
         that runs the queries instead: the rows are then another transaction's, so this
         environment's cache (one2many inverses) is left alone, as with a detached cursor.
@@ -141,8 +140,6 @@ class BjApiLog(models.Model):
         own_cursor = cr is None or cr is self.env.cr
         cr = self.env.cr if cr is None else cr
         query, vals_list, fields_ = self._insert_query(vals_list, cr)
-        if before is not None:
-            query = SQL("%s; %s", before, query)
         if savepoint is not None:
             query = savepoint.prefixed(query)
         cr.execute(query.code, query.params)  # either cursor: Odoo's takes what psycopg2's does

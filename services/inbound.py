@@ -551,26 +551,17 @@ class _Call:
         if self.client:
             vals["client_id"] = self.client.id
         Log = self.env["bj.api.log"]
-        if not transaction.under_test(self.env):
-            # Sent once the request commits, without waiting for it to run (0.5 ms of every
-            # request): services/log_connection.send; a rolled back request's work leaves the
-            # (empty) transaction to commit, and so its log row.
-            try:
-                transaction.send_after_commit(self.env, Log._insert_query([vals])[0])
-            except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500
-                _logger.exception("bj_api_sync: could not write the log of %s %s", self.method, self.url)
-            return
-        # Under tests, on the request's cursor, in one round trip: SAVEPOINT (a broken log row is
-        # rolled back alone), the commit mode, the INSERT.
-        savepoint = transaction.LazySavepoint(self.env.cr)
         try:
-            with savepoint:
-                before = None
-                if self.method in ("GET", "HEAD", "OPTIONS") or self.status >= 400 or self.replayed:
-                    # Nothing but this log row is written: no need to wait for the WAL flush at
-                    # commit (a crash may lose the last log rows, never data).
-                    before = SQL("SET LOCAL synchronous_commit TO OFF")
-                Log._insert_rows([vals], before=before, savepoint=savepoint)
+            if not transaction.under_test(self.env):
+                # Sent once the request commits, without waiting for it to run (0.5 ms of every
+                # request): services/log_connection.send; a rolled back request's work leaves the
+                # (empty) transaction to commit, and so its log row.
+                transaction.send_after_commit(self.env, Log._insert_query([vals])[0])
+                return
+            # Under tests (nothing commits), on the request's cursor in one round trip: SAVEPOINT
+            # (a broken log row is rolled back alone) and the INSERT.
+            with transaction.LazySavepoint(self.env.cr) as savepoint:
+                Log._insert_rows([vals], savepoint=savepoint)
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             raise
         except Exception:  # noqa: BLE001 - a broken log must not turn the answer into a 500

@@ -258,6 +258,19 @@ def ensure_partners(env, count, prefix):
     return Partner.search(domain, order="id", limit=count)
 
 
+@contextlib.contextmanager
+def kept_database(db, latency_ms=0):
+    """``(registry, sink)`` for the scripts that work on a database kept by ``run.py --keep``:
+    Odoo's registry of ``db`` in this process and a local sink, stopped at the end."""
+    load_env_sh()
+    sink = Sink(latency_ms=latency_ms)
+    try:
+        _odoo, registry = open_registry(db)
+        yield registry, sink
+    finally:
+        sink.stop()
+
+
 def point_outbound_at(env, sink):
     """Send every Out configuration of a kept bench database to ``sink`` (a new port each run), committed."""
     env["ir.config_parameter"].set_param("bj_api_sync.allowed_hosts", "127.0.0.1")

@@ -43,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import ENDPOINT, PARTNER_TAG, TOKEN, Sink, load_env_sh, open_registry, point_outbound_at  # noqa: E402
+from common import ENDPOINT, PARTNER_TAG, TOKEN, kept_database, point_outbound_at  # noqa: E402
 
 
 def main():
@@ -59,14 +59,9 @@ def main():
     parser.add_argument("--sql", action="store_true", help="print the queries of one operation")
     parser.add_argument("--latency-ms", type=float, default=0, help="the sink delays every answer by this much")
     args = parser.parse_args()
-    load_env_sh()
-    sink = Sink(latency_ms=args.latency_ms)
-    try:
-        _odoo, registry = open_registry(args.db)
+    with kept_database(args.db, latency_ms=args.latency_ms) as (registry, sink):
         for operation in args.operations:
             profile(registry, sink, operation, args)
-    finally:
-        sink.stop()
 
 
 def profile(registry, sink, operation, args):

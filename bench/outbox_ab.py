@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import PARTNER_TAG, Sink, load_env_sh, open_registry, point_outbound_at  # noqa: E402
+from common import PARTNER_TAG, kept_database, point_outbound_at  # noqa: E402
 
 
 def main():
@@ -31,13 +31,8 @@ def main():
     parser.add_argument("--claims", default="100:25", help="comma-separated batch:prefetch pairs")
     args = parser.parse_args()
     variants = [tuple(int(n) for n in pair.split(":")) for pair in args.claims.split(",")]
-    load_env_sh()
-    sink = Sink()
-    try:
-        _odoo, registry = open_registry(args.db)
+    with kept_database(args.db) as (registry, sink):
         run(registry, sink, args, variants)
-    finally:
-        sink.stop()
 
 
 def run(registry, sink, args, variants):
